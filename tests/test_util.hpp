@@ -1,0 +1,72 @@
+// Test helpers shared by every test binary: temporary folders, files, and error checks.
+//
+//   tl::testing::TempDir dir;
+//   EXPECT_HAS(tl::testing::error_of([&] { tl::load_weights((dir / "x.h5").string()); }), "x.h5");
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <gtest/gtest.h>
+
+#include "tl/error.hpp"
+
+namespace tl::testing {
+
+// EXPECT_HAS(message, "part"): the message contains the part (printed in full when not).
+inline ::testing::AssertionResult has_substr(const char* m_expr, const char*, const std::string& m,
+                                             const std::string& part) {
+  if (m.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << m_expr << " is \"" << m << "\"\n  which lacks \"" << part << "\"";
+}
+#define EXPECT_HAS(message, part) EXPECT_PRED_FORMAT2(::tl::testing::has_substr, message, part)
+
+// Runs f, which must throw tl::Error (a UsageError counts); returns the message.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no tl::Error thrown";
+  return "";
+}
+
+// A fresh folder under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "tltest-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_text(const std::filesystem::path& p, std::string_view text) {
+  std::ofstream(p, std::ios::binary).write(text.data(), static_cast<std::streamsize>(text.size()));
+}
+
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace tl::testing
