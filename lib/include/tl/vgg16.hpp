@@ -1,0 +1,76 @@
+// The VGG16 convolutional base on oneDNN primitives.
+//
+// A Vgg16 is built once for (layers from..to, batch, input size, precision) and then run
+// many times: primitives, weights in oneDNN's chosen layout and activation buffers are all
+// created in the constructor, so forward() allocates nothing. Activations stay in oneDNN's
+// layout between layers: one reorder in (NHWC f32) and one out (NHWC f32, Keras's order).
+//
+//   tl::Vgg16 net(tl::load_weights("random:1"),
+//                 {.batch = 32, .height = 224, .width = 224, .to = "block5_pool"});
+//   std::vector<float> out(net.output_shape().elems());
+//   net.forward(images.data(), 32, out.data());   // images: [32][224][224][3] preprocessed
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tl/vgg16_spec.hpp"
+#include "tl/weights.hpp"
+
+namespace tl {
+
+enum class Precision { f32, bf16, int8 };
+// direct: oneDNN's direct convolution; winograd: F(4x4,3x3) (f32 only, where oneDNN has it);
+// auto: let oneDNN choose (convolution_auto).
+enum class ConvAlgo { direct, winograd, automatic };
+
+Precision parse_precision(std::string_view s);  // UsageError naming the accepted values
+ConvAlgo parse_algo(std::string_view s);
+std::string_view to_string(Precision p);
+std::string_view to_string(ConvAlgo a);
+
+struct NetConfig {
+  int batch = 1;
+  int height = 224;  // size of the `from` layer's output (the image for "input")
+  int width = 224;
+  std::string from = std::string(kInputLayer);  // run the layers after this one ...
+  std::string to = "block5_pool";               // ... up to and including this one
+  Precision precision = Precision::f32;
+  ConvAlgo algo = ConvAlgo::direct;
+};
+
+class Vgg16 {
+ public:
+  // Throws UsageError for bad layer names or sizes, Error when a layer's weights are missing
+  // or oneDNN cannot build a primitive (the message names the layer).
+  Vgg16(const Vgg16Weights& weights, const NetConfig& config);
+  ~Vgg16();
+  Vgg16(Vgg16&&) noexcept;
+  Vgg16& operator=(Vgg16&&) noexcept;
+  Vgg16(const Vgg16&) = delete;
+  Vgg16& operator=(const Vgg16&) = delete;
+
+  const NetConfig& config() const;
+  Shape input_shape() const;   // [batch, height, width, channels of `from`]
+  Shape output_shape() const;  // [batch, oh, ow, channels of `to`]
+
+  // src: n rows of input_shape() per-image NHWC float32; dst: n rows of output_shape()
+  // per-image NHWC float32. 1 <= n <= batch (a short last batch is padded internally).
+  void forward(const float* src, int n, float* dst);
+
+  // Multiply-accumulates per image of the layers this net runs.
+  double macs_per_image() const;
+  // The oneDNN implementation chosen for each layer, e.g. "block1_conv1: brgconv:avx512_core".
+  std::string describe() const;
+
+  struct Impl;  // defined in vgg16.cpp
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// What the library will run on: oneDNN version, effective CPU ISA.
+std::string runtime_info();
+
+}  // namespace tl

@@ -1,0 +1,392 @@
+// The VGG16 base on oneDNN 2.6 primitives. One stage per layer, built from the layer table;
+// "describe with format_tag::any -> let oneDNN choose -> reorder only if the layout differs
+// -> execute with an argument map" is written once (Builder::add_*).
+#include "tl/vgg16.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "tl/error.hpp"
+
+namespace tl {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+Precision parse_precision(std::string_view s) {
+  if (s == "f32") return Precision::f32;
+  if (s == "bf16") return Precision::bf16;
+  if (s == "int8") return Precision::int8;
+  throw UsageError(fmt::format("unknown precision '{}' (accepted: f32, bf16, int8)", s));
+}
+
+ConvAlgo parse_algo(std::string_view s) {
+  if (s == "direct") return ConvAlgo::direct;
+  if (s == "winograd") return ConvAlgo::winograd;
+  if (s == "auto") return ConvAlgo::automatic;
+  throw UsageError(
+      fmt::format("unknown convolution algorithm '{}' (accepted: direct, winograd, auto)", s));
+}
+
+std::string_view to_string(Precision p) {
+  switch (p) {
+    case Precision::f32:
+      return "f32";
+    case Precision::bf16:
+      return "bf16";
+    case Precision::int8:
+      return "int8";
+  }
+  return "?";
+}
+
+std::string_view to_string(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::direct:
+      return "direct";
+    case ConvAlgo::winograd:
+      return "winograd";
+    case ConvAlgo::automatic:
+      return "auto";
+  }
+  return "?";
+}
+
+namespace {
+
+// A raw buffer that oneDNN memories alias; allocated once, 64-byte aligned.
+struct Buffer {
+  std::unique_ptr<std::byte[], decltype(&std::free)> data{nullptr, &std::free};
+  size_t size = 0;
+  void reserve(size_t bytes) {
+    if (bytes <= size) return;
+    bytes = (bytes + 63) / 64 * 64;
+    data.reset(static_cast<std::byte*>(std::aligned_alloc(64, bytes)));
+    if (!data) throw Error(fmt::format("out of memory allocating {} MiB for VGG16", bytes >> 20));
+    size = bytes;
+  }
+};
+
+// {N, C, H, W} dims for oneDNN (which orders logical dims NCHW whatever the layout).
+memory::dims nchw(const Shape& s) {
+  return {s.n, s.c, s.h, s.w};
+}
+
+std::string isa_name(dnnl::cpu_isa isa) {
+  using dnnl::cpu_isa;
+  switch (isa) {
+    case cpu_isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case cpu_isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case cpu_isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case cpu_isa::avx512_core:
+      return "avx512_core";
+    case cpu_isa::avx2_vnni:
+      return "avx2_vnni";
+    case cpu_isa::avx2:
+      return "avx2";
+    case cpu_isa::avx:
+      return "avx";
+    case cpu_isa::sse41:
+      return "sse41";
+    default:
+      return "other";
+  }
+}
+
+}  // namespace
+
+struct Vgg16::Impl {
+  NetConfig cfg;
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  dnnl::stream strm{eng};
+  Shape in_shape, out_shape;
+  double macs = 0;
+
+  struct Step {
+    std::string name;  // layer name, or "reorder before <layer>"
+    dnnl::primitive prim;
+    std::unordered_map<int, memory> args;
+  };
+  std::vector<Step> steps;
+  std::vector<std::string> impls;
+
+  // Ping-pong activation buffers in oneDNN's layout, the shared scratchpad, and staging
+  // rows for a short last batch. Every memory below aliases one of these.
+  Buffer act[2], scratch, stage_in, stage_out;
+  memory user_src, user_dst;    // NHWC f32, handles set per forward()
+  std::vector<memory> weights;  // owned per conv, in oneDNN's layout
+
+  dnnl::primitive_attr attr(bool relu) const {
+    dnnl::primitive_attr a;
+    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (relu) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      a.set_post_ops(po);
+    }
+    return a;
+  }
+};
+
+namespace {
+
+// Builds the steps of an Impl layer by layer; tracks where the current activation lives.
+class Builder {
+ public:
+  explicit Builder(Vgg16::Impl& impl) : m_(impl) {}
+
+  // Plan pass: descriptors and primitives; buffers are sized after all layers are known.
+  void build(const Vgg16Weights& weights) {
+    const auto& c = m_.cfg;
+    const auto shapes = infer_shapes(m_.in_shape, c.from, c.to);
+    const int first = layer_index(c.from) + 1;
+    m_.out_shape = shapes.back();
+    m_.macs = macs_per_image(c.height, c.width, c.from, c.to);
+
+    // {N, C, H, W} NHWC f32 as the user gives it.
+    m_.user_src = memory({nchw(m_.in_shape), dt::f32, tag::nhwc}, m_.eng, DNNL_MEMORY_NONE);
+    cur_md_ = m_.user_src.get_desc();
+    cur_ = Loc::user;
+
+    Shape s = m_.in_shape;
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      const LayerSpec& l = vgg16_layers()[first + k];
+      if (l.kind == LayerKind::conv)
+        add_conv(l, weights.conv(l.name), s, shapes[k]);
+      else
+        add_pool(l, s, shapes[k]);
+      s = shapes[k];
+    }
+    // {N, C, oh, ow} in oneDNN's layout -> NHWC f32 for the user.
+    m_.user_dst = memory({nchw(m_.out_shape), dt::f32, tag::nhwc}, m_.eng, DNNL_MEMORY_NONE);
+    add_reorder_to(m_.user_dst.get_desc(), "output", Loc::user);
+    allocate();
+  }
+
+ private:
+  enum class Loc { user, act0, act1 };
+  struct Pending {  // a memory whose handle is bound once buffers exist
+    size_t step;
+    int arg;
+    memory::desc md;
+    Loc loc;
+  };
+
+  dt act_type() const { return m_.cfg.precision == Precision::bf16 ? dt::bf16 : dt::f32; }
+  Loc other() const { return cur_ == Loc::act0 ? Loc::act1 : Loc::act0; }
+
+  // Move the current activation into layout `want` (a reorder step) unless it is there.
+  void add_reorder_to(const memory::desc& want, const std::string& why, Loc dst_loc) {
+    if (want == cur_md_ && cur_ != Loc::user && dst_loc != Loc::user) return;
+    dnnl::primitive_attr a;
+    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::reorder::primitive_desc pd(m_.eng, cur_md_, m_.eng, want, a);
+    note_scratch(pd.scratchpad_desc());
+    push(fmt::format("reorder ({})", why), dnnl::reorder(pd),
+         {{DNNL_ARG_FROM, cur_md_, cur_}, {DNNL_ARG_TO, want, dst_loc}});
+    cur_md_ = want;
+    cur_ = dst_loc;
+  }
+
+  // {N, cin, H, W} -> {N, cout, H, W}: 3x3 conv, pad 1, bias, ReLU post-op.
+  void add_conv(const LayerSpec& l, const ConvWeights& w, const Shape& in, const Shape& out) {
+    if (w.cin != l.cin || w.cout != l.cout)
+      throw Error(fmt::format("layer {}: weights are {}->{} channels, VGG16 has {}->{}", l.name,
+                              w.cin, w.cout, l.cin, l.cout));
+    const memory::desc src_md(nchw(in), act_type(), tag::any);
+    const memory::desc wei_md({l.cout, l.cin, 3, 3}, act_type(), tag::any);
+    const memory::desc bias_md({l.cout}, dt::f32, tag::x);
+    const memory::desc dst_md(nchw(out), act_type(), tag::any);
+    auto make = [&](dnnl::algorithm alg) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, wei_md,
+                                        bias_md, dst_md, {1, 1}, {1, 1}, {1, 1});
+      return dnnl::convolution_forward::primitive_desc(d, m_.attr(true), m_.eng);
+    };
+    dnnl::convolution_forward::primitive_desc pd;
+    const auto algo = m_.cfg.algo;
+    try {
+      if (algo == ConvAlgo::winograd) {
+        try {  // Winograd where oneDNN has it (not for 3 input channels); direct elsewhere
+          pd = make(dnnl::algorithm::convolution_winograd);
+        } catch (const dnnl::error&) {
+          pd = make(dnnl::algorithm::convolution_direct);
+        }
+      } else {
+        pd = make(algo == ConvAlgo::automatic ? dnnl::algorithm::convolution_auto
+                                              : dnnl::algorithm::convolution_direct);
+      }
+    } catch (const dnnl::error& e) {
+      throw Error(fmt::format("layer {}: oneDNN has no {} {} convolution here: {}", l.name,
+                              to_string(m_.cfg.precision), to_string(algo), e.what()));
+    }
+    add_reorder_to(pd.src_desc(), std::string("into ") + std::string(l.name), other_or_act0());
+    m_.weights.push_back(load_conv_weights(w, pd.weights_desc()));
+    auto bias = memory(bias_md, m_.eng);
+    std::memcpy(bias.get_data_handle(), w.bias.data(), w.bias.size() * sizeof(float));
+    note_scratch(pd.scratchpad_desc());
+    const Loc dst = other_or_act0();
+    push(std::string(l.name), dnnl::convolution_forward(pd),
+         {{DNNL_ARG_SRC, pd.src_desc(), cur_}, {DNNL_ARG_DST, pd.dst_desc(), dst}},
+         {{DNNL_ARG_WEIGHTS, m_.weights.back()}, {DNNL_ARG_BIAS, bias}});
+    m_.impls.push_back(fmt::format("{}: {}", l.name, pd.impl_info_str()));
+    cur_md_ = pd.dst_desc();
+    cur_ = dst;
+  }
+
+  // {N, C, H, W} -> {N, C, H/2, W/2}: max 2x2 stride 2 (floor), in the current layout.
+  void add_pool(const LayerSpec& l, const Shape& in, const Shape& out) {
+    if (cur_ == Loc::user)
+      add_reorder_to(memory::desc(nchw(in), act_type(), tag::nhwc), "input", Loc::act0);
+    const memory::desc dst_md(nchw(out), act_type(), tag::any);
+    // Right padding so oneDNN's (H - 2 + pr) / 2 + 1 equals floor(H / 2) exactly.
+    const memory::dims pad_r = {out.h * 2 - in.h, out.w * 2 - in.w};
+    dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
+                                  cur_md_, dst_md, {2, 2}, {2, 2}, {0, 0}, pad_r);
+    dnnl::pooling_forward::primitive_desc pd(d, m_.attr(false), m_.eng);
+    note_scratch(pd.scratchpad_desc());
+    const Loc dst = other_or_act0();
+    push(std::string(l.name), dnnl::pooling_forward(pd),
+         {{DNNL_ARG_SRC, cur_md_, cur_}, {DNNL_ARG_DST, pd.dst_desc(), dst}});
+    m_.impls.push_back(fmt::format("{}: {}", l.name, pd.impl_info_str()));
+    cur_md_ = pd.dst_desc();
+    cur_ = dst;
+  }
+
+  Loc other_or_act0() const { return cur_ == Loc::user ? Loc::act0 : other(); }
+
+  // HWIO f32 (Keras) -> the conv's chosen weights layout and type, once.
+  memory load_conv_weights(const ConvWeights& w, const memory::desc& want) {
+    // {cout, cin, 3, 3} described as HWIO, which is how Keras stores the kernel.
+    memory user({{w.cout, w.cin, 3, 3}, dt::f32, tag::hwio}, m_.eng,
+                const_cast<float*>(w.kernel.data()));
+    memory dst(want, m_.eng);
+    dnnl::reorder(user, dst).execute(m_.strm, user, dst);
+    m_.strm.wait();
+    return dst;
+  }
+
+  void note_scratch(const memory::desc& md) { scratch_ = std::max(scratch_, md.get_size()); }
+
+  struct Arg {
+    int arg;
+    memory::desc md;
+    Loc loc;
+  };
+  void push(std::string name, dnnl::primitive p, std::initializer_list<Arg> acts,
+            std::unordered_map<int, memory> fixed = {}) {
+    const size_t i = m_.steps.size();
+    for (const auto& a : acts) {
+      if (a.loc != Loc::user) act_size_ = std::max(act_size_, a.md.get_size());
+      pending_.push_back({i, a.arg, a.md, a.loc});
+    }
+    m_.steps.push_back({std::move(name), std::move(p), std::move(fixed)});
+  }
+
+  void allocate() {
+    m_.act[0].reserve(act_size_);
+    m_.act[1].reserve(act_size_);
+    m_.scratch.reserve(std::max<size_t>(scratch_, 64));
+    const memory scratch(memory::desc({static_cast<memory::dim>(m_.scratch.size)}, dt::u8, tag::x),
+                         m_.eng, m_.scratch.data.get());
+    for (const auto& p : pending_) {
+      memory mem = p.loc == Loc::user
+                       ? (p.arg == DNNL_ARG_FROM ? m_.user_src : m_.user_dst)
+                       : memory(p.md, m_.eng, m_.act[p.loc == Loc::act0 ? 0 : 1].data.get());
+      m_.steps[p.step].args[p.arg] = mem;
+    }
+    for (auto& s : m_.steps) s.args[DNNL_ARG_SCRATCHPAD] = scratch;
+    // Staging rows for a short last batch: the user's n rows are copied in and padded.
+    m_.stage_in.reserve(m_.in_shape.elems() * sizeof(float));
+    m_.stage_out.reserve(m_.out_shape.elems() * sizeof(float));
+  }
+
+  Vgg16::Impl& m_;
+  memory::desc cur_md_;
+  Loc cur_ = Loc::user;
+  size_t act_size_ = 0, scratch_ = 0;
+  std::vector<Pending> pending_;
+};
+
+}  // namespace
+
+Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = config;
+  if (config.precision == Precision::int8)
+    throw UsageError("precision int8 is not available yet (f32, bf16)");
+  const int first = layer_index(config.from) + 1;
+  const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
+  impl_->in_shape = {config.batch, config.height, config.width, cin};
+  try {
+    Builder(*impl_).build(weights);
+  } catch (const dnnl::error& e) {
+    throw Error(fmt::format("oneDNN could not build VGG16 ({} -> {}, {}): {}", config.from,
+                            config.to, to_string(config.precision), e.what()));
+  }
+}
+
+Vgg16::~Vgg16() = default;
+Vgg16::Vgg16(Vgg16&&) noexcept = default;
+Vgg16& Vgg16::operator=(Vgg16&&) noexcept = default;
+
+const NetConfig& Vgg16::config() const {
+  return impl_->cfg;
+}
+Shape Vgg16::input_shape() const {
+  return impl_->in_shape;
+}
+Shape Vgg16::output_shape() const {
+  return impl_->out_shape;
+}
+double Vgg16::macs_per_image() const {
+  return impl_->macs;
+}
+
+std::string Vgg16::describe() const {
+  std::string s;
+  for (const auto& i : impl_->impls) s += i + "\n";
+  return s;
+}
+
+void Vgg16::forward(const float* src, int n, float* dst) {
+  Impl& m = *impl_;
+  const int batch = m.cfg.batch;
+  if (n < 1 || n > batch)
+    throw Error(fmt::format("VGG16 forward: {} images for a net built for batch {}", n, batch));
+  const size_t in_row = m.in_shape.per_image(), out_row = m.out_shape.per_image();
+  float* in = const_cast<float*>(src);
+  float* out = dst;
+  if (n < batch) {  // pad to the built batch: primitives are fixed per batch size
+    in = reinterpret_cast<float*>(m.stage_in.data.get());
+    std::memcpy(in, src, n * in_row * sizeof(float));
+    std::memset(in + n * in_row, 0, (batch - n) * in_row * sizeof(float));
+    out = reinterpret_cast<float*>(m.stage_out.data.get());
+  }
+  m.user_src.set_data_handle(in);
+  m.user_dst.set_data_handle(out);
+  try {
+    for (auto& s : m.steps) s.prim.execute(m.strm, s.args);
+    m.strm.wait();
+  } catch (const dnnl::error& e) {
+    throw Error(fmt::format("VGG16 forward failed: {}", e.what()));
+  }
+  if (n < batch) std::memcpy(dst, out, n * out_row * sizeof(float));
+}
+
+std::string runtime_info() {
+  const dnnl_version_t* v = dnnl_version();
+  return fmt::format("oneDNN {}.{}.{} (cpu runtime {}), CPU ISA {}", v->major, v->minor, v->patch,
+                     v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other",
+                     isa_name(dnnl::get_effective_cpu_isa()));
+}
+
+}  // namespace tl
