@@ -1,0 +1,104 @@
+// VGG16 benchmarks on the real layer shapes: the whole stack at 224x224 (f32 direct,
+// f32 Winograd, bf16; batch 1 and 32), each conv layer alone, and the machine's FMA peak.
+// Rates: images/s ("img/s") and GFLOP/s ("GFLOP/s"). Run:
+//   build/bench/bench_vgg16 --benchmark_min_time=2 --benchmark_filter=Stack
+#include <omp.h>
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "fma_peak.hpp"
+#include "tl/vgg16.hpp"
+#include "tl/weights.hpp"
+
+namespace {
+
+const tl::Vgg16Weights& weights() {
+  static const tl::Vgg16Weights w = tl::random_weights(1);
+  return w;
+}
+
+std::vector<float> input(const tl::Shape& s) {
+  std::vector<float> x(s.elems());
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-120.f, 150.f);
+  for (auto& v : x) v = u(rng);
+  return x;
+}
+
+void run(benchmark::State& state, tl::NetConfig cfg) {
+  try {
+    tl::Vgg16 net(weights(), cfg);
+    const auto x = input(net.input_shape());
+    std::vector<float> y(net.output_shape().elems());
+    net.forward(x.data(), cfg.batch, y.data());  // warm-up
+    for (auto _ : state) net.forward(x.data(), cfg.batch, y.data());
+    const double images = static_cast<double>(state.iterations()) * cfg.batch;
+    state.counters["img/s"] = benchmark::Counter(images, benchmark::Counter::kIsRate);
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(images * 2 * net.macs_per_image() / 1e9, benchmark::Counter::kIsRate);
+    state.SetLabel(net.describe().substr(0, net.describe().find('\n')));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// Whole stack at 224x224: args = {precision, algo, batch}.
+void Stack(benchmark::State& state) {
+  run(state, {.batch = static_cast<int>(state.range(2)),
+              .height = 224,
+              .width = 224,
+              .precision = static_cast<tl::Precision>(state.range(0)),
+              .algo = static_cast<tl::ConvAlgo>(state.range(1))});
+}
+BENCHMARK(Stack)
+    ->ArgNames({"prec", "algo", "batch"})
+    ->Args({0, 0, 1})
+    ->Args({0, 0, 32})  // f32 direct
+    ->Args({0, 1, 1})
+    ->Args({0, 1, 32})  // f32 winograd
+    ->Args({1, 0, 1})
+    ->Args({1, 0, 32})  // bf16
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+
+// One conv layer alone at its 224x224-input shape, batch 8: args = {layer index, precision}.
+void Conv(benchmark::State& state) {
+  const auto layers = tl::vgg16_layers();
+  const int i = static_cast<int>(state.range(0));
+  const auto s = i == 0 ? tl::Shape{8, 224, 224, 3}
+                        : tl::infer_shapes({8, 224, 224, 3}, "input", layers[i - 1].name).back();
+  run(state, {.batch = 8,
+              .height = s.h,
+              .width = s.w,
+              .from = i == 0 ? "input" : std::string(layers[i - 1].name),
+              .to = std::string(layers[i].name),
+              .precision = static_cast<tl::Precision>(state.range(1))});
+  state.SetLabel(std::string(layers[i].name));
+}
+void ConvArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"layer", "prec"});
+  const auto layers = tl::vgg16_layers();
+  for (int p = 0; p < 2; ++p)
+    for (int i = 0; i < static_cast<int>(layers.size()); ++i)
+      if (layers[i].kind == tl::LayerKind::conv) b->Args({i, p});
+}
+BENCHMARK(Conv)->Apply(ConvArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The AVX-512 FMA peak with all OpenMP threads.
+void FmaPeak(benchmark::State& state) {
+  double g = 0;
+  for (auto _ : state) g = tl::bench::fma_peak_gflops(omp_get_max_threads());
+  state.counters["GFLOP/s"] = g;
+  state.counters["threads"] = omp_get_max_threads();
+}
+BENCHMARK(FmaPeak)->Iterations(3)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

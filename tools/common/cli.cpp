@@ -1,0 +1,147 @@
+#include "cli.hpp"
+
+#include <omp.h>
+
+#include <charconv>
+#include <iostream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "tl/error.hpp"
+
+namespace tl::cli {
+
+Parser::Parser(ToolInfo info, int argc, char** argv)
+    : info_(std::move(info)), argc_(argc), argv_(argv), all_("") {
+  po::options_description general("General");
+  general.add_options()("help,h", "show this help and exit")(
+      "version", "print the version, the oneDNN version and the CPU ISA it will use");
+  all_.add(general);
+}
+
+void Parser::add(const po::options_description& group) {
+  all_.add(group);
+}
+
+void Parser::positional(const char* name, int max_count) {
+  pos_.add(name, max_count);
+}
+
+bool Parser::parse() {
+  try {
+    po::store(po::command_line_parser(argc_, argv_).options(all_).positional(pos_).run(), vm_);
+    if (vm_.count("help")) {
+      std::cout << info_.summary << "\n\nUsage: " << info_.usage << "\n\n"
+                << all_ << "\nExample:\n  " << info_.example << "\n";
+      return false;
+    }
+    if (vm_.count("version")) {
+      std::cout << info_.name << " (tlkit) " << TL_VERSION << "\n" << runtime_info() << "\n";
+      return false;
+    }
+    po::notify(vm_);
+  } catch (const po::error& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
+int run(const ToolInfo& info, int argc, char** argv, const std::function<int(Parser&)>& body) {
+  try {
+    Parser p(info, argc, argv);
+    return body(p);
+  } catch (const UsageError& e) {
+    std::cerr << info.name << ": error: " << e.what() << "\n(see " << info.name << " --help)\n";
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::cerr << info.name << ": error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
+
+namespace {
+int parse_int(std::string_view s, const char* option, const std::string& whole) {
+  int v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < 1)
+    throw UsageError(
+        fmt::format("{}: bad size '{}' (expected N or HxW, e.g. 224 or 240x320)", option, whole));
+  return v;
+}
+}  // namespace
+
+std::pair<int, int> parse_size(const std::string& s, const char* option) {
+  const auto x = s.find_first_of("xX");
+  if (x == std::string::npos) {
+    const int v = parse_int(s, option, s);
+    return {v, v};
+  }
+  return {parse_int(std::string_view(s).substr(0, x), option, s),
+          parse_int(std::string_view(s).substr(x + 1), option, s)};
+}
+
+po::options_description NetOptions::options() {
+  po::options_description g("Network");
+  g.add_options()(
+      "weights", po::value(&weights)->value_name("FILE|random:SEED"),
+      "Keras VGG16 weights (.h5, the notop or full file); random:SEED for seeded random "
+      "weights (not pretrained). Default: ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_"
+      "kernels_notop.h5")("layer", po::value(&layer)->default_value(layer)->value_name("NAME"),
+                          "VGG16 layer whose output is used (block1_conv1 ... block5_pool)")(
+      "size", po::value(&size)->default_value(size)->value_name("N|HxW"),
+      "network input size (at least 32x32)")(
+      "precision", po::value(&precision)->default_value(precision)->value_name("f32|bf16"),
+      "compute precision")(
+      "algo", po::value(&algo)->default_value(algo)->value_name("direct|winograd|auto"),
+      "f32 convolution algorithm")("threads",
+                                   po::value(&threads)->default_value(threads)->value_name("N"),
+                                   "threads (0 = all cores)");
+  return g;
+}
+
+NetConfig NetOptions::config(int batch) const {
+  NetConfig c;
+  c.batch = batch;
+  std::tie(c.height, c.width) = parse_size(size);
+  c.to = parse_option("--layer", layer, [](const std::string& s) {
+    layer_index(s);
+    return s;
+  });
+  if (c.to == kInputLayer) throw UsageError("--layer: 'input' is not a network layer");
+  c.precision = parse_option("--precision", precision, [](auto& s) { return parse_precision(s); });
+  c.algo = parse_option("--algo", algo, [](auto& s) { return parse_algo(s); });
+  infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);  // size errors up front
+  if (threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", threads));
+  return c;
+}
+
+po::options_description ImageOptionsCli::options() {
+  po::options_description g("Images");
+  g.add_options()(
+      "preprocess",
+      po::value(&preprocess)->default_value(preprocess)->value_name("caffe|torch|tf|rescale|none"),
+      "Keras preprocess_input mode (caffe is what VGG16's ImageNet weights expect)")(
+      "resize", po::value(&resize)->default_value(resize)->value_name("nearest|bilinear|area|crop"),
+      "how images are brought to --size (nearest = Keras load_img; crop = short side, then "
+      "centre crop)");
+  return g;
+}
+
+ImageOptions ImageOptionsCli::image(int height, int width) const {
+  ImageOptions o;
+  o.height = height;
+  o.width = width;
+  o.preprocess =
+      parse_option("--preprocess", preprocess, [](auto& s) { return parse_preprocess(s); });
+  o.resize = parse_option("--resize", resize, [](auto& s) { return parse_resize(s); });
+  return o;
+}
+
+int set_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  omp_set_num_threads(n);
+  return n;
+}
+
+}  // namespace tl::cli
