@@ -1,0 +1,69 @@
+// tl-extract's engine: stream an image folder through VGG16 into an HDF5 feature cache.
+//
+//   tl::ExtractConfig cfg;
+//   cfg.images = "data/train";
+//   cfg.output = "train.h5";
+//   cfg.weights = "random:1";
+//   tl::ExtractSummary s = tl::run_extract(cfg, std::cerr);
+//
+// A oneTBB pipeline: list -> read + decode + resize + preprocess (parallel) -> VGG16 forward
+// -> pool -> commit (serial, in order). A bounded number of batches is in flight, so memory
+// does not grow with the number of images. Each commit is flushed: a killed run resumes
+// after its last committed batch when run again with the same options.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+
+#include "tl/image.hpp"
+#include "tl/image_list.hpp"
+#include "tl/vgg16.hpp"
+
+namespace tl {
+
+// How the cores are shared between decoding (TBB) and the network (oneDNN on OpenMP).
+enum class Schedule {
+  shared_net,      // one net using all cores; TBB decodes the next batches meanwhile
+  net_per_thread,  // each TBB worker runs whole batches through its own 1-thread net
+};
+Schedule parse_schedule(std::string_view s);
+std::string_view to_string(Schedule s);
+
+struct ExtractConfig {
+  std::filesystem::path images;  // root folder (class folders or plain images)
+  std::filesystem::path list;    // optional list file; paths relative to `images`
+  std::filesystem::path output;
+  std::string weights;        // file, random:SEED, or "" for the Keras cache
+  NetConfig net;              // .to = layer, .height/.width, .precision, .algo, .batch
+  ImageOptions image;         // resize and preprocess (height/width are taken from net)
+  std::string pool = "none";  // none | avg | max
+  std::string dtype = "f32";  // f32 | f16
+  int threads = 0;            // 0 = all cores
+  Schedule schedule = Schedule::shared_net;
+  Shard shard;
+  bool strict = false;     // stop at the first image that cannot be used
+  bool overwrite = false;  // start again even if the output exists
+  bool quiet = false;      // no progress
+};
+
+struct ExtractSummary {
+  std::int64_t rows = 0;  // rows in the file at the end
+  std::int64_t rows_this_run = 0;
+  std::int64_t failed = 0;  // failures in the file at the end
+  std::int64_t failed_this_run = 0;
+  std::int64_t resumed_from = 0;  // list entries already done when this run started
+  double seconds = 0;
+  bool already_complete = false;  // the output was finished before: nothing done
+  bool complete = false;          // the output is finished now
+  bool stopped = false;           // interrupted (stop flag) or --strict failure
+};
+
+// Validates the configuration (UsageError naming the option), lists the images, opens or
+// resumes the output and runs the pipeline. Progress and failures go to `log`. `stop`, when
+// set by another thread (e.g. a SIGINT handler), ends the run after the batch in commit.
+ExtractSummary run_extract(const ExtractConfig& cfg, std::ostream& log,
+                           const std::atomic<bool>* stop = nullptr);
+
+}  // namespace tl

@@ -1,0 +1,343 @@
+// The extraction pipeline: list -> decode (parallel) -> forward -> commit (serial, in order).
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <ostream>
+
+#include <fmt/format.h>
+#include <tbb/concurrent_queue.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
+
+#include "tl/error.hpp"
+#include "tl/extract.hpp"
+#include "tl/feature_file.hpp"
+#include "tl/output_lock.hpp"
+#include "tl/progress.hpp"
+#include "tl/weights.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tl {
+
+Schedule parse_schedule(std::string_view s) {
+  if (s == "shared-net") return Schedule::shared_net;
+  if (s == "net-per-thread") return Schedule::net_per_thread;
+  throw UsageError(fmt::format("unknown schedule '{}' (accepted: shared-net, net-per-thread)", s));
+}
+
+std::string_view to_string(Schedule s) {
+  return s == Schedule::shared_net ? "shared-net" : "net-per-thread";
+}
+
+namespace {
+
+// One batch in flight. A fixed set of slots is allocated up front and recycled, so memory
+// does not grow with the number of images.
+struct Slot {
+  std::size_t first = 0, count = 0;  // list entries [first, first + count)
+  std::size_t rows = 0;              // images decoded (compacted to the front)
+  std::vector<float> images;         // [batch][h][w][3]
+  std::vector<float> out;            // [batch][oh][ow][oc]
+  std::vector<float> pooled;         // [batch][oc] when pooling
+  std::vector<std::string> errors;   // per entry, "" when decoded
+  std::vector<std::int32_t> labels;
+  std::vector<std::string> paths, failed_paths, failed_reasons;
+};
+
+// Global pooling over H and W of NHWC rows: {n, h, w, c} -> {n, c}.
+void global_pool(const float* src, std::size_t n, const Shape& s, bool max, float* dst) {
+  const std::size_t hw = static_cast<std::size_t>(s.h) * s.w;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float* x = src + i * hw * s.c;
+    float* y = dst + i * s.c;
+    for (int c = 0; c < s.c; ++c) {
+      double acc = max ? -INFINITY : 0.0;
+      for (std::size_t p = 0; p < hw; ++p) {
+        const double v = x[p * s.c + c];
+        acc = max ? std::max(acc, v) : acc + v;
+      }
+      y[c] = static_cast<float>(max ? acc : acc / static_cast<double>(hw));
+    }
+  }
+}
+
+void validate(const ExtractConfig& c) {
+  if (c.images.empty() && c.list.empty()) throw UsageError("--images: required");
+  if (c.output.empty()) throw UsageError("--output: required");
+  if (c.pool != "none" && c.pool != "avg" && c.pool != "max")
+    throw UsageError(fmt::format("--pool: unknown '{}' (accepted: none, avg, max)", c.pool));
+  if (c.dtype != "f32" && c.dtype != "f16")
+    throw UsageError(fmt::format("--dtype: unknown '{}' (accepted: f32, f16)", c.dtype));
+  if (c.net.batch < 1)
+    throw UsageError(fmt::format("--batch: {} (must be at least 1)", c.net.batch));
+  if (c.threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", c.threads));
+}
+
+class Extraction {
+ public:
+  Extraction(const ExtractConfig& cfg, std::ostream& log, const std::atomic<bool>* stop)
+      : cfg_(cfg), log_(log), stop_(stop) {}
+
+  ExtractSummary run() {
+    validate(cfg_);
+    list_ = cfg_.list.empty() ? list_images(cfg_.images) : read_image_list(cfg_.list, cfg_.images);
+    for (const auto& n : list_.notes) log_ << "note: " << n << "\n";
+    std::tie(begin_, end_) = shard_range(list_.entries.size(), cfg_.shard);
+    if (begin_ == end_)
+      log_ << "note: shard " << cfg_.shard.index << "/" << cfg_.shard.count << " is empty ("
+           << list_.entries.size() << " images in all)\n";
+
+    threads_ = cfg_.threads > 0 ? cfg_.threads : tbb::this_task_arena::max_concurrency();
+    const Vgg16Weights weights = load_weights(cfg_.weights);
+    if (!weights.pretrained)
+      log_ << "warning: weights " << weights.describe()
+           << ": these features are for tests and demos only\n";
+    const FeatureMeta meta = make_meta(weights);
+
+    const OutputLock lock(cfg_.output);
+    ExtractSummary sum;
+    std::optional<FeatureWriter> writer = open_output(meta, sum);
+    if (!writer) return sum;
+    sum.resumed_from = writer->meta().entries_done;
+    if (sum.resumed_from > 0)
+      log_ << fmt::format("resuming '{}': {} of {} images done ({} rows)\n", cfg_.output.string(),
+                          sum.resumed_from, end_ - begin_, writer->meta().rows_done);
+
+    omp_set_num_threads(cfg_.schedule == Schedule::shared_net ? threads_ : 1);
+    NetConfig net_cfg = cfg_.net;
+    if (cfg_.schedule == Schedule::shared_net)
+      shared_net_ = std::make_unique<Vgg16>(weights, net_cfg);
+    weights_ = &weights;
+    log_ << fmt::format(
+        "tl-extract: {} images{} -> '{}' ({} {}x{} {}, batch {}, {} threads, {})\n", end_ - begin_,
+        cfg_.shard.count > 1 ? fmt::format(" (shard {}/{})", cfg_.shard.index, cfg_.shard.count)
+                             : "",
+        cfg_.output.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width,
+        to_string(cfg_.net.precision), cfg_.net.batch, threads_, to_string(cfg_.schedule));
+
+    Progress progress(log_, static_cast<std::int64_t>(end_ - begin_), sum.resumed_from, cfg_.quiet);
+    pipeline(*writer, progress, sum);
+    progress.finish();
+
+    const auto& m = writer->meta();
+    sum.rows = m.rows_done;
+    sum.failed = m.failed_count;
+    sum.seconds = progress.seconds();
+    if (!sum.stopped && m.entries_done == static_cast<std::int64_t>(end_ - begin_)) {
+      writer->finish();
+      sum.complete = true;
+    }
+    return sum;
+  }
+
+ private:
+  FeatureMeta make_meta(const Vgg16Weights& w) const {
+    FeatureMeta m;
+    m.layer = cfg_.net.to;
+    m.input_height = cfg_.net.height;
+    m.input_width = cfg_.net.width;
+    m.preprocess = std::string(to_string(cfg_.image.preprocess));
+    m.resize = std::string(to_string(cfg_.image.resize));
+    m.precision = std::string(to_string(cfg_.net.precision));
+    m.algo = std::string(to_string(cfg_.net.algo));
+    m.pool = cfg_.pool;
+    m.dtype = cfg_.dtype;
+    m.weights = w.sha256.empty() ? w.source : fs::path(w.source).filename().string();
+    m.weights_sha256 = w.sha256;
+    m.weights_pretrained = w.pretrained;
+    const Shape s =
+        infer_shapes({1, cfg_.net.height, cfg_.net.width, 3}, kInputLayer, cfg_.net.to).back();
+    m.feature_shape = cfg_.pool == "none" ? std::vector<std::int64_t>{s.h, s.w, s.c}
+                                          : std::vector<std::int64_t>{s.c};
+    m.images_root = fs::absolute(cfg_.images).lexically_normal().string();
+    m.list_fingerprint = list_.fingerprint();
+    m.classes = list_.classes;
+    m.shard_index = cfg_.shard.index;
+    m.shard_count = cfg_.shard.count;
+    m.entries_total = static_cast<std::int64_t>(end_ - begin_);
+    m.tool_version = TL_VERSION;
+    return m;
+  }
+
+  // A new file, a resumed one, or none (already complete: nothing to do).
+  std::optional<FeatureWriter> open_output(const FeatureMeta& meta, ExtractSummary& sum) {
+    std::error_code ec;
+    if (cfg_.overwrite || !fs::exists(cfg_.output, ec))
+      return FeatureWriter::create(cfg_.output, meta, cfg_.overwrite);
+    FeatureMeta have;
+    try {
+      have =
+          read_feature_meta(h5::File::open(cfg_.output, h5::Mode::read_only, h5::Access::reader));
+    } catch (const Error& e) {
+      throw Error(
+          fmt::format("output '{}' exists but cannot be resumed ({}); use --overwrite to "
+                      "replace it",
+                      cfg_.output.string(), e.what()));
+    }
+    if (have.complete) {
+      if (const auto d = have.difference(meta); !d.empty())
+        throw UsageError(
+            fmt::format("output '{}' is a finished extraction made with other options "
+                        "({}); use --overwrite to replace it, or another --output",
+                        cfg_.output.string(), d));
+      log_ << fmt::format(
+          "'{}' is already complete ({} rows, {} failed): nothing to do "
+          "(--overwrite starts again)\n",
+          cfg_.output.string(), have.rows_done, have.failed_count);
+      sum.already_complete = sum.complete = true;
+      sum.rows = have.rows_done;
+      sum.failed = have.failed_count;
+      return std::nullopt;
+    }
+    return FeatureWriter::resume(cfg_.output, meta);
+  }
+
+  bool stopping() const { return halted_ || (stop_ && stop_->load()); }
+
+  // Decodes the slot's entries in parallel and compacts the decoded rows to the front.
+  void decode(Slot& s) const {
+    const std::size_t row = static_cast<std::size_t>(cfg_.net.height) * cfg_.net.width * 3;
+    ImageOptions opt = cfg_.image;
+    opt.height = cfg_.net.height;
+    opt.width = cfg_.net.width;
+    tbb::parallel_for(std::size_t{0}, s.count, [&](std::size_t i) {
+      s.errors[i].clear();
+      try {
+        load_image(list_.full_path(list_.entries[s.first + i]), opt, &s.images[i * row]);
+      } catch (const std::exception& e) {
+        s.errors[i] = e.what();
+      }
+    });
+    s.rows = 0;
+    s.labels.clear();
+    s.paths.clear();
+    s.failed_paths.clear();
+    s.failed_reasons.clear();
+    for (std::size_t i = 0; i < s.count; ++i) {
+      const auto& e = list_.entries[s.first + i];
+      if (!s.errors[i].empty()) {
+        s.failed_paths.push_back(e.path);
+        s.failed_reasons.push_back(s.errors[i]);
+        if (cfg_.strict) break;  // entries after the first failure wait for another run
+        continue;
+      }
+      if (s.rows != i)
+        std::memmove(&s.images[s.rows * row], &s.images[i * row], row * sizeof(float));
+      s.labels.push_back(e.label);
+      s.paths.push_back(e.path);
+      ++s.rows;
+    }
+  }
+
+  void forward(Slot& s) {
+    if (s.rows == 0) return;
+    std::unique_ptr<Vgg16>& net = shared_net_ ? shared_net_ : nets_.local();
+    // OpenMP's thread count belongs to the calling thread: set it on this TBB worker.
+    omp_set_num_threads(shared_net_ ? threads_ : 1);
+    if (!net)  // net-per-thread: this worker's own net, built under the 1-thread setting
+      net = std::make_unique<Vgg16>(*weights_, cfg_.net);
+    net->forward(s.images.data(), static_cast<int>(s.rows), s.out.data());
+    if (cfg_.pool != "none")
+      global_pool(s.out.data(), s.rows, net->output_shape(), cfg_.pool == "max", s.pooled.data());
+  }
+
+  void commit(Slot& s, FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
+    const std::size_t entries = s.rows + s.failed_paths.size();  // < count after a strict stop
+    for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
+      progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
+    w.commit({.features = cfg_.pool == "none" ? s.out.data() : s.pooled.data(),
+              .rows = s.rows,
+              .labels = s.labels,
+              .paths = s.paths,
+              .failed_paths = s.failed_paths,
+              .failed_reasons = s.failed_reasons,
+              .entries = static_cast<std::int64_t>(entries)});
+    sum.rows_this_run += static_cast<std::int64_t>(s.rows);
+    sum.failed_this_run += static_cast<std::int64_t>(s.failed_paths.size());
+    if (cfg_.strict && !s.failed_paths.empty()) {
+      halted_ = true;
+      sum.stopped = true;
+      progress.note("--strict: stopping at the first image that could not be used");
+    }
+    progress.update(w.meta().entries_done, w.meta().failed_count);
+  }
+
+  void pipeline(FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
+    const bool per_thread = cfg_.schedule == Schedule::net_per_thread;
+    const std::size_t tokens = per_thread ? threads_ + 1 : 3;
+    const Shape in{cfg_.net.batch, cfg_.net.height, cfg_.net.width, 3};
+    const Shape out = infer_shapes(in, kInputLayer, cfg_.net.to).back();
+    std::vector<std::unique_ptr<Slot>> slots;
+    tbb::concurrent_bounded_queue<Slot*> free;
+    for (std::size_t i = 0; i < tokens; ++i) {
+      auto s = std::make_unique<Slot>();
+      s->images.resize(in.elems());
+      s->out.resize(out.elems());
+      if (cfg_.pool != "none") s->pooled.resize(static_cast<std::size_t>(out.n) * out.c);
+      s->errors.resize(cfg_.net.batch);
+      free.push(s.get());
+      slots.push_back(std::move(s));
+    }
+    std::size_t next = begin_ + static_cast<std::size_t>(w.meta().entries_done);
+    tbb::task_arena arena(threads_);
+    arena.execute([&] {
+      tbb::parallel_pipeline(
+          tokens,
+          tbb::make_filter<void, Slot*>(tbb::filter_mode::serial_in_order,
+                                        [&](tbb::flow_control& fc) -> Slot* {
+                                          if (next >= end_ || stopping()) {
+                                            fc.stop();
+                                            return nullptr;
+                                          }
+                                          Slot* s = nullptr;
+                                          free.pop(s);
+                                          s->first = next;
+                                          s->count =
+                                              std::min<std::size_t>(cfg_.net.batch, end_ - next);
+                                          next += s->count;
+                                          return s;
+                                        }) &
+              tbb::make_filter<Slot*, Slot*>(tbb::filter_mode::parallel,
+                                             [&](Slot* s) {
+                                               if (!stopping()) {
+                                                 decode(*s);
+                                                 if (per_thread) forward(*s);
+                                               }
+                                               return s;
+                                             }) &
+              tbb::make_filter<Slot*, void>(tbb::filter_mode::serial_in_order, [&](Slot* s) {
+                if (!stopping()) {
+                  if (!per_thread) forward(*s);
+                  commit(*s, w, progress, sum);
+                }
+                free.push(s);
+              }));
+    });
+    if (stop_ && stop_->load()) sum.stopped = true;
+  }
+
+  const ExtractConfig& cfg_;
+  std::ostream& log_;
+  const std::atomic<bool>* stop_;
+  ImageList list_;
+  std::size_t begin_ = 0, end_ = 0;
+  int threads_ = 1;
+  const Vgg16Weights* weights_ = nullptr;
+  std::unique_ptr<Vgg16> shared_net_;                             // shared-net
+  tbb::enumerable_thread_specific<std::unique_ptr<Vgg16>> nets_;  // net-per-thread
+  bool halted_ = false;
+};
+
+}  // namespace
+
+ExtractSummary run_extract(const ExtractConfig& cfg, std::ostream& log,
+                           const std::atomic<bool>* stop) {
+  return Extraction(cfg, log, stop).run();
+}
+
+}  // namespace tl

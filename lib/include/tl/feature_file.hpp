@@ -1,0 +1,116 @@
+// The feature cache: the HDF5 file tl-extract writes and tl-train / tl-predict read.
+// Layout and attributes are documented in docs/FORMAT.md.
+//
+//   tl::FeatureMeta meta = ...;                                 // what made the rows
+//   auto w = tl::FeatureWriter::create("feats.h5", meta);
+//   w.commit({.features = f, .rows = n, .labels = l, .paths = p, .entries = n});  // + flush
+//   w.finish();                                                  // complete = 1, fsync
+//
+//   tl::FeatureReader r("feats.h5");
+//   auto x = r.read_rows(0, 32);                                 // [32, H, W, C] float32
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tl/hdf5.hpp"
+
+namespace tl {
+
+inline constexpr const char* kFeatureFormat = "tlkit-features";
+inline constexpr std::int64_t kFeatureFormatVersion = 1;
+
+// Everything that decides the rows' values: resuming with any of it changed is refused.
+struct FeatureMeta {
+  // What produced the features.
+  std::string layer = "block5_pool";
+  int input_height = 224, input_width = 224;
+  std::string preprocess = "caffe", resize = "nearest", precision = "f32", algo = "direct";
+  std::string pool = "none";   // none | avg | max (global pooling over H and W)
+  std::string dtype = "f32";   // storage: f32 | f16
+  std::string weights;         // file name or random:SEED
+  std::string weights_sha256;  // "" for random weights
+  bool weights_pretrained = false;
+  std::vector<std::int64_t> feature_shape;  // one row: {H, W, C} or {C}
+  // What was read.
+  std::string images_root;
+  std::string list_fingerprint;
+  std::vector<std::string> classes;
+  int shard_index = 0, shard_count = 1;
+  std::int64_t entries_total = 0;  // list entries in this shard (rows + failures when done)
+  // Progress (written by the writer; ignored when comparing).
+  std::int64_t entries_done = 0, rows_done = 0, failed_count = 0;
+  bool complete = false;
+  std::string tool_version, created;
+
+  // "" when `other` would produce the same rows; else what differs, naming the options:
+  // "layer: the file has block4_pool, this run asks for block5_pool".
+  std::string difference(const FeatureMeta& other) const;
+  std::int64_t row_elements() const;
+};
+
+// One committed batch: n feature rows plus the list entries that failed in it.
+struct FeatureBatch {
+  const float* features = nullptr;  // rows x row_elements
+  std::size_t rows = 0;
+  std::span<const std::int32_t> labels;  // rows
+  std::span<const std::string> paths;    // rows
+  std::span<const std::string> failed_paths, failed_reasons;
+  std::int64_t entries = 0;  // list entries consumed by this batch (rows + failures)
+};
+
+class FeatureWriter {
+ public:
+  // A new file (fails if it exists and !overwrite).
+  static FeatureWriter create(const std::filesystem::path& path, FeatureMeta meta, bool overwrite);
+  // Reopens an unfinished file made with the same options; drops rows past the last commit.
+  // Throws UsageError naming the differing option when `meta` differs from the file's.
+  static FeatureWriter resume(const std::filesystem::path& path, const FeatureMeta& meta);
+
+  FeatureWriter(FeatureWriter&&) noexcept;
+  FeatureWriter& operator=(FeatureWriter&&) noexcept;
+  ~FeatureWriter();
+
+  const FeatureMeta& meta() const;
+  // Appends the batch, updates the progress attributes, then flushes: after commit() returns,
+  // a SIGKILL leaves a file that holds exactly these rows.
+  void commit(const FeatureBatch& batch);
+  // Marks the file complete, flushes, closes and fsyncs it.
+  void finish();
+
+ private:
+  struct Impl;
+  explicit FeatureWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads a feature file written by tl-extract (complete or not: only committed rows count).
+class FeatureReader {
+ public:
+  explicit FeatureReader(const std::filesystem::path& path);
+  const FeatureMeta& meta() const { return meta_; }
+  const std::filesystem::path& path() const { return path_; }
+  std::size_t rows() const { return static_cast<std::size_t>(meta_.rows_done); }
+  std::vector<std::int32_t> labels() const;
+  std::vector<std::string> paths() const;
+  // (path, reason) of each failed image.
+  std::vector<std::pair<std::string, std::string>> failed() const;
+  // Rows [start, start + count) as float32 (f16 files are converted).
+  std::vector<float> read_rows(std::size_t start, std::size_t count) const;
+  void read_rows(std::size_t start, std::size_t count, float* out) const;
+
+ private:
+  std::filesystem::path path_;
+  h5::File file_;
+  h5::Dataset features_;
+  FeatureMeta meta_;
+};
+
+// Reads a file's metadata (throws Error naming the file when it is not a tlkit feature file).
+FeatureMeta read_feature_meta(const h5::File& file);
+
+}  // namespace tl

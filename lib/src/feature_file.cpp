@@ -1,0 +1,312 @@
+// The feature cache file: create, resume, commit batch by batch, read back.
+#include "tl/feature_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "tl/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tl {
+namespace {
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Rows per chunk: about 1 MiB of features, at least 1 row.
+hsize_t chunk_rows(std::int64_t row_elements, const std::string& dtype) {
+  const std::int64_t bytes = row_elements * (dtype == "f16" ? 2 : 4);
+  return static_cast<hsize_t>(
+      std::max<std::int64_t>(1, (1 << 20) / std::max<std::int64_t>(bytes, 1)));
+}
+
+void write_meta(h5::Object& f, const FeatureMeta& m) {
+  f.write_attr("format", kFeatureFormat);
+  f.write_attr("format_version", kFeatureFormatVersion);
+  f.write_attr("model", "VGG16");
+  f.write_attr("layer", m.layer);
+  f.write_attr("input_height", m.input_height);
+  f.write_attr("input_width", m.input_width);
+  f.write_attr("preprocess", m.preprocess);
+  f.write_attr("resize", m.resize);
+  f.write_attr("precision", m.precision);
+  f.write_attr("algo", m.algo);
+  f.write_attr("pool", m.pool);
+  f.write_attr("dtype", m.dtype);
+  f.write_attr("weights", m.weights);
+  f.write_attr("weights_sha256", m.weights_sha256);
+  f.write_attr("weights_pretrained", static_cast<std::int64_t>(m.weights_pretrained));
+  f.write_attr("feature_shape", std::span<const std::int64_t>(m.feature_shape));
+  f.write_attr("images_root", m.images_root);
+  f.write_attr("list_fingerprint", m.list_fingerprint);
+  f.write_attr("shard_index", m.shard_index);
+  f.write_attr("shard_count", m.shard_count);
+  f.write_attr("entries_total", m.entries_total);
+  f.write_attr("tool_version", m.tool_version);
+  f.write_attr("created", m.created);
+}
+
+void write_progress(h5::Object& f, const FeatureMeta& m) {
+  f.write_attr("entries_done", m.entries_done);
+  f.write_attr("rows_done", m.rows_done);
+  f.write_attr("failed_count", m.failed_count);
+  f.write_attr("complete", static_cast<std::int64_t>(m.complete));
+  f.write_attr("updated", now_utc());
+}
+
+}  // namespace
+
+std::int64_t FeatureMeta::row_elements() const {
+  std::int64_t n = 1;
+  for (auto d : feature_shape) n *= d;
+  return n;
+}
+
+std::string FeatureMeta::difference(const FeatureMeta& o) const {
+  auto diff = [](const char* what, const auto& mine, const auto& theirs) -> std::string {
+    if (mine == theirs) return "";
+    return fmt::format("{}: the file has {}, this run asks for {}", what, mine, theirs);
+  };
+  for (const std::string& d : {
+           diff("weights", weights_sha256.empty() ? weights : weights_sha256,
+                o.weights_sha256.empty() ? o.weights : o.weights_sha256),
+           diff("layer", layer, o.layer),
+           diff("size", fmt::format("{}x{}", input_height, input_width),
+                fmt::format("{}x{}", o.input_height, o.input_width)),
+           diff("preprocess", preprocess, o.preprocess),
+           diff("resize", resize, o.resize),
+           diff("precision", precision, o.precision),
+           diff("algo", algo, o.algo),
+           diff("pool", pool, o.pool),
+           diff("dtype", dtype, o.dtype),
+           diff("shard", fmt::format("{}/{}", shard_index, shard_count),
+                fmt::format("{}/{}", o.shard_index, o.shard_count)),
+           diff("input list", list_fingerprint, o.list_fingerprint),
+       })
+    if (!d.empty()) return d;
+  return "";
+}
+
+FeatureMeta read_feature_meta(const h5::File& f) {
+  if (!f.has_attr("format") || f.read_attr<std::string>("format") != kFeatureFormat)
+    throw Error(fmt::format("'{}' is not a tlkit feature file (no format=\"{}\" attribute)",
+                            f.file_name(), kFeatureFormat));
+  const auto version = f.read_attr<std::int64_t>("format_version");
+  if (version > kFeatureFormatVersion)
+    throw Error(fmt::format("'{}': feature file format {} is newer than this tlkit reads ({})",
+                            f.file_name(), version, kFeatureFormatVersion));
+  FeatureMeta m;
+  auto s = [&](const char* n) { return f.read_attr<std::string>(n); };
+  auto i = [&](const char* n) { return f.read_attr<std::int64_t>(n); };
+  m.layer = s("layer");
+  m.input_height = static_cast<int>(i("input_height"));
+  m.input_width = static_cast<int>(i("input_width"));
+  m.preprocess = s("preprocess");
+  m.resize = s("resize");
+  m.precision = s("precision");
+  m.algo = s("algo");
+  m.pool = s("pool");
+  m.dtype = s("dtype");
+  m.weights = s("weights");
+  m.weights_sha256 = s("weights_sha256");
+  m.weights_pretrained = i("weights_pretrained") != 0;
+  m.feature_shape = f.read_attr<std::vector<std::int64_t>>("feature_shape");
+  m.images_root = s("images_root");
+  m.list_fingerprint = s("list_fingerprint");
+  m.shard_index = static_cast<int>(i("shard_index"));
+  m.shard_count = static_cast<int>(i("shard_count"));
+  m.entries_total = i("entries_total");
+  m.entries_done = i("entries_done");
+  m.rows_done = i("rows_done");
+  m.failed_count = i("failed_count");
+  m.complete = i("complete") != 0;
+  m.tool_version = s("tool_version");
+  m.created = s("created");
+  m.classes = f.open_dataset("classes").read<std::string>();
+  // The datasets must hold at least the committed rows, in the shape the attributes say.
+  const auto feats = f.open_dataset("features");
+  const auto dims = feats.dims();
+  h5::Dims want{static_cast<hsize_t>(m.rows_done)};
+  for (auto d : m.feature_shape) want.push_back(static_cast<hsize_t>(d));
+  if (dims.size() != want.size() || dims[0] < want[0] ||
+      !std::equal(dims.begin() + 1, dims.end(), want.begin() + 1))
+    throw Error(fmt::format("'{}': /features has shape {} but the attributes say {} rows of {}",
+                            f.file_name(), fmt::join(dims, "x"), m.rows_done,
+                            fmt::join(m.feature_shape, "x")));
+  for (const char* d : {"labels", "paths"})
+    if (f.open_dataset(d).rows() < static_cast<hsize_t>(m.rows_done))
+      throw Error(fmt::format("'{}': /{} has fewer rows than the {} committed", f.file_name(), d,
+                              m.rows_done));
+  return m;
+}
+
+// --- writer --------------------------------------------------------------------------------
+
+struct FeatureWriter::Impl {
+  fs::path path;
+  FeatureMeta meta;
+  h5::File file;
+  h5::Dataset features, labels, paths, failed;
+
+  void open_datasets() {
+    features = file.open_dataset("features");
+    labels = file.open_dataset("labels");
+    paths = file.open_dataset("paths");
+    failed = file.open_dataset("failed");
+  }
+};
+
+FeatureWriter::FeatureWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FeatureWriter::FeatureWriter(FeatureWriter&&) noexcept = default;
+FeatureWriter& FeatureWriter::operator=(FeatureWriter&&) noexcept = default;
+FeatureWriter::~FeatureWriter() = default;
+const FeatureMeta& FeatureWriter::meta() const {
+  return impl_->meta;
+}
+
+FeatureWriter FeatureWriter::create(const fs::path& path, FeatureMeta meta, bool overwrite) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  meta.entries_done = meta.rows_done = meta.failed_count = 0;
+  meta.complete = false;
+  if (meta.created.empty()) meta.created = now_utc();
+  impl->file = h5::File::create(path, overwrite ? h5::Create::truncate : h5::Create::exclusive,
+                                h5::Access::appender);
+  h5::Dims row;
+  for (auto d : meta.feature_shape) row.push_back(static_cast<hsize_t>(d));
+  const hsize_t chunk = chunk_rows(meta.row_elements(), meta.dtype);
+  auto& f = impl->file;
+  f.create_rows_dataset("features", meta.dtype == "f16" ? h5::DType::f16 : h5::DType::f32, row,
+                        chunk);
+  f.create_rows_dataset("labels", h5::DType::i32, {}, 4096);
+  f.create_rows_dataset("paths", h5::DType::str, {}, 1024);
+  f.create_rows_dataset("failed", h5::DType::str, {2}, 256);
+  f.create_dataset("classes", h5::DType::str, {meta.classes.size()})
+      .write<std::string>(meta.classes);
+  write_meta(f, meta);
+  write_progress(f, meta);
+  f.flush();
+  impl->meta = std::move(meta);
+  impl->open_datasets();
+  return FeatureWriter(std::move(impl));
+}
+
+FeatureWriter FeatureWriter::resume(const fs::path& path, const FeatureMeta& want) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->file = h5::File::open(path, h5::Mode::read_write, h5::Access::appender);
+  impl->meta = read_feature_meta(impl->file);
+  if (const auto d = impl->meta.difference(want); !d.empty())
+    throw UsageError(
+        fmt::format("'{}' was made with other options ({}); use --overwrite to start "
+                    "again, or another --output",
+                    path.string(), d));
+  impl->open_datasets();
+  // Rows past the last commit (a batch cut by a kill) are dropped.
+  const auto& m = impl->meta;
+  auto row_dims = impl->features.dims();
+  row_dims[0] = static_cast<hsize_t>(m.rows_done);
+  impl->features.set_extent(row_dims);
+  impl->labels.set_extent({static_cast<hsize_t>(m.rows_done)});
+  impl->paths.set_extent({static_cast<hsize_t>(m.rows_done)});
+  impl->failed.set_extent({static_cast<hsize_t>(m.failed_count), 2});
+  return FeatureWriter(std::move(impl));
+}
+
+void FeatureWriter::commit(const FeatureBatch& b) {
+  auto& m = impl_->meta;
+  if (m.complete) throw Error(fmt::format("'{}': commit after finish", impl_->path.string()));
+  if (b.labels.size() != b.rows || b.paths.size() != b.rows ||
+      b.failed_paths.size() != b.failed_reasons.size())
+    throw Error("FeatureWriter::commit: batch arrays disagree in length");
+  if (b.rows > 0) {
+    impl_->features.append_rows<float>(
+        std::span<const float>(b.features, b.rows * static_cast<size_t>(m.row_elements())));
+    impl_->labels.append_rows<std::int32_t>(b.labels);
+    impl_->paths.append_rows<std::string>(b.paths);
+  }
+  if (!b.failed_paths.empty()) {
+    std::vector<std::string> pairs;
+    for (size_t i = 0; i < b.failed_paths.size(); ++i) {
+      pairs.push_back(b.failed_paths[i]);
+      pairs.push_back(b.failed_reasons[i]);
+    }
+    impl_->failed.append_rows<std::string>(pairs);
+  }
+  m.rows_done += static_cast<std::int64_t>(b.rows);
+  m.failed_count += static_cast<std::int64_t>(b.failed_paths.size());
+  m.entries_done += b.entries;
+  write_progress(impl_->file, m);
+  impl_->file.flush();
+}
+
+void FeatureWriter::finish() {
+  auto& m = impl_->meta;
+  m.complete = true;
+  write_progress(impl_->file, m);
+  impl_->file.flush();
+  impl_->features = {};
+  impl_->labels = {};
+  impl_->paths = {};
+  impl_->failed = {};
+  impl_->file.close();
+  // Durable against power loss too, not only against a killed process.
+  const int fd = ::open(impl_->path.c_str(), O_RDONLY);
+  if (fd < 0 || ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error(fmt::format("'{}': fsync failed", impl_->path.string()));
+  }
+  ::close(fd);
+}
+
+// --- reader --------------------------------------------------------------------------------
+
+FeatureReader::FeatureReader(const fs::path& path)
+    : path_(path), file_(h5::File::open(path, h5::Mode::read_only, h5::Access::reader)) {
+  meta_ = read_feature_meta(file_);
+  features_ = file_.open_dataset("features");
+}
+
+std::vector<std::int32_t> FeatureReader::labels() const {
+  return file_.open_dataset("labels").read_rows<std::int32_t>(0, rows());
+}
+
+std::vector<std::string> FeatureReader::paths() const {
+  return file_.open_dataset("paths").read_rows<std::string>(0, rows());
+}
+
+std::vector<std::pair<std::string, std::string>> FeatureReader::failed() const {
+  const auto flat = file_.open_dataset("failed").read_rows<std::string>(
+      0, static_cast<hsize_t>(meta_.failed_count));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = 0; i + 1 < flat.size(); i += 2) out.emplace_back(flat[i], flat[i + 1]);
+  return out;
+}
+
+std::vector<float> FeatureReader::read_rows(std::size_t start, std::size_t count) const {
+  std::vector<float> v(count * static_cast<size_t>(meta_.row_elements()));
+  read_rows(start, count, v.data());
+  return v;
+}
+
+void FeatureReader::read_rows(std::size_t start, std::size_t count, float* out) const {
+  if (start + count > rows())
+    throw Error(fmt::format("'{}': rows {}..{} requested, the file has {}", path_.string(), start,
+                            start + count, rows()));
+  const auto v = features_.read_rows<float>(start, count);
+  std::copy(v.begin(), v.end(), out);
+}
+
+}  // namespace tl

@@ -1,0 +1,446 @@
+// tl-extract end to end over generated folders: listing order and labels, failures, features
+// equal to the library's direct forward, identical output at 1 and 2 threads and for both
+// schedules, resume after SIGKILL at random points, and every error path.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "image_fixtures.hpp"
+#include "tl/error.hpp"
+#include "tl/extract.hpp"
+#include "tl/feature_file.hpp"
+#include "tl/output_lock.hpp"
+#include "tl/vgg16.hpp"
+
+extern char** environ;
+
+namespace tl {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// A small, fast configuration: 32x32 inputs cut at block2_pool, random weights.
+ExtractConfig small_config(const fs::path& images, const fs::path& output) {
+  ExtractConfig c;
+  c.images = images;
+  c.output = output;
+  c.weights = "random:3";
+  c.net = {.batch = 4, .height = 32, .width = 32, .to = "block2_pool"};
+  c.image = {.height = 32, .width = 32};
+  c.quiet = true;
+  c.threads = 2;
+  return c;
+}
+
+struct Contents {
+  std::vector<float> features;
+  std::vector<std::int32_t> labels;
+  std::vector<std::string> paths, classes;
+  std::vector<std::pair<std::string, std::string>> failed;
+  FeatureMeta meta;
+};
+
+Contents read_all(const fs::path& p) {
+  FeatureReader r(p);
+  return {r.read_rows(0, r.rows()), r.labels(), r.paths(), r.meta().classes, r.failed(), r.meta()};
+}
+
+ExtractSummary run(const ExtractConfig& c) {
+  std::ostringstream log;
+  return run_extract(c, log);
+}
+
+// ---- listing ----------------------------------------------------------------------------
+
+TEST(ImageList, KerasOrderLabelsNestedHiddenAndExtensions) {
+  TempDir d;
+  const auto img = testing::make_image(8, 8, 1);
+  for (const char* p : {"dog/b.png", "dog/a.JPG", "dog/sub/c.png", "dog/.hidden.png", "cat/z.bmp",
+                        "cat b/x.png", ".git/y.png", "cat/Ä.png"})
+    testing::write_image(d / p, img);
+  testing::write_text(d / "dog/notes.txt", "not an image");
+  const ImageList l = list_images(d.path());
+  EXPECT_EQ(l.classes, (std::vector<std::string>{"cat", "cat b", "dog"}));
+  std::vector<std::string> got;
+  for (const auto& e : l.entries) got.push_back(e.path + ":" + std::to_string(e.label));
+  // Class by class (sorted names), then folder, then file name, as Keras walks.
+  EXPECT_EQ(got, (std::vector<std::string>{"cat/z.bmp:0", "cat/Ä.png:0", "cat b/x.png:1",
+                                           "dog/a.JPG:2", "dog/b.png:2", "dog/sub/c.png:2"}));
+}
+
+TEST(ImageList, UnlabeledFolderAndErrors) {
+  TempDir d;
+  testing::write_image(d / "b.png", testing::make_image(8, 8, 1));
+  testing::write_image(d / "a.jpg", testing::make_image(8, 8, 2));
+  const ImageList l = list_images(d.path());
+  ASSERT_EQ(l.entries.size(), 2u);
+  EXPECT_EQ(l.entries[0].path, "a.jpg");
+  EXPECT_EQ(l.entries[0].label, -1);
+  EXPECT_TRUE(l.classes.empty());
+  EXPECT_HAS(testing::error_of([&] { list_images(d / "missing"); }), "missing");
+  fs::create_directories(d / "empty");
+  EXPECT_HAS(testing::error_of([&] { list_images(d / "empty"); }), "holds no images");
+  EXPECT_HAS(testing::error_of([&] { list_images(d / "a.jpg"); }), "not a folder");
+}
+
+TEST(ImageList, SymlinkLoopIsNotedNotFollowed) {
+  TempDir d;
+  testing::write_image(d / "c" / "a.png", testing::make_image(8, 8, 1));
+  fs::create_directory_symlink(d / "c", d / "c" / "loop");
+  const ImageList l = list_images(d.path());
+  EXPECT_EQ(l.entries.size(), 1u);
+  ASSERT_EQ(l.notes.size(), 1u);
+  EXPECT_HAS(l.notes[0], "loop");
+}
+
+TEST(ImageList, ListFileWithAndWithoutNames) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 1, 8, 8);
+  testing::write_text(d / "plain.txt",
+                      "b/img0.png\r\n\n" + (d / "imgs/a/img0.png").string() + "\nelsewhere.png\n");
+  const ImageList p = read_image_list(d / "plain.txt", d / "imgs");
+  EXPECT_EQ(p.classes, (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(p.entries.size(), 3u);
+  EXPECT_EQ(p.entries[0].label, 1);   // from the class folder
+  EXPECT_EQ(p.entries[1].label, -1);  // absolute: outside the class folders
+  EXPECT_EQ(p.entries[2].label, -1);
+  testing::write_text(d / "named.txt", "x.png\tzebra\ny.png\tant\n");
+  const ImageList n = read_image_list(d / "named.txt", d / "imgs");
+  EXPECT_EQ(n.classes, (std::vector<std::string>{"ant", "zebra"}));
+  EXPECT_EQ(n.entries[0].label, 1);
+  testing::write_text(d / "mixed.txt", "x.png\tzebra\ny.png\n");
+  EXPECT_HAS(testing::error_of([&] { read_image_list(d / "mixed.txt", d / "imgs"); }), "line 2");
+  testing::write_text(d / "empty.txt", "\n\n");
+  EXPECT_HAS(testing::error_of([&] { read_image_list(d / "empty.txt", d / "imgs"); }), "empty.txt");
+  EXPECT_HAS(testing::error_of([&] { read_image_list(d / "none.txt", d / "imgs"); }), "none.txt");
+}
+
+TEST(Shards, ParseRangesAndEnvironment) {
+  EXPECT_EQ(parse_shard("2/4"), (Shard{2, 4}));
+  for (const char* bad : {"4/4", "1/0", "-1/3", "a/b", "1", "1/2/3", ""})
+    EXPECT_HAS(testing::error_of([&] { parse_shard(bad); }), "--shard");
+  // Disjoint, balanced slices that cover everything.
+  for (std::size_t total : {0u, 1u, 7u, 100u}) {
+    std::size_t covered = 0, prev_end = 0;
+    for (int k = 0; k < 3; ++k) {
+      const auto [b, e] = shard_range(total, {k, 3});
+      EXPECT_EQ(b, prev_end);
+      EXPECT_LE(e - b, total / 3 + 1);
+      covered += e - b;
+      prev_end = e;
+    }
+    EXPECT_EQ(covered, total);
+  }
+  setenv("SLURM_ARRAY_TASK_ID", "5", 1);
+  setenv("SLURM_ARRAY_TASK_COUNT", "4", 1);
+  setenv("SLURM_ARRAY_TASK_MIN", "3", 1);
+  EXPECT_EQ(shard_from_env(), (Shard{2, 4}));
+  unsetenv("SLURM_ARRAY_TASK_ID");
+  unsetenv("SLURM_ARRAY_TASK_COUNT");
+  unsetenv("SLURM_ARRAY_TASK_MIN");
+  EXPECT_EQ(shard_from_env(), (Shard{0, 1}));
+}
+
+// ---- end to end ---------------------------------------------------------------------------
+
+// Class folders with mixed types, gray and RGBA images, and broken files.
+void make_mixed_folder(const fs::path& root) {
+  testing::make_class_folders(root, {"bird", "cat"}, 5, 37, 41);
+  testing::write_image(root / "bird" / "deep" / "nested.jpg", testing::make_image(50, 30, 9));
+  cv::Mat gray;
+  cv::cvtColor(testing::make_image(33, 33, 4), gray, cv::COLOR_BGR2GRAY);
+  testing::write_image(root / "cat" / "gray.png", gray);
+  cv::Mat rgba;
+  cv::cvtColor(testing::make_image(40, 40, 5), rgba, cv::COLOR_BGR2BGRA);
+  testing::write_image(root / "cat" / "rgba.png", rgba);
+  testing::write_image(root / "cat" / "ünïcode name.bmp", testing::make_image(35, 45, 6));
+  testing::write_text(root / "cat" / "empty.jpg", "");
+  testing::write_text(root / "bird" / "garbage.png", "this is not a png at all");
+  const std::string jpg = [&] {
+    std::vector<uchar> buf;
+    cv::imencode(".jpg", testing::make_image(64, 64, 7), buf);
+    return std::string(buf.begin(), buf.begin() + static_cast<long>(buf.size() / 2));
+  }();
+  testing::write_text(root / "cat" / "truncated.jpg", jpg);
+}
+
+TEST(Extract, RowsLabelsFailuresAndFeaturesEqualTheDirectForward) {
+  TempDir d;
+  make_mixed_folder(d / "imgs");
+  const auto cfg = small_config(d / "imgs", d / "out.h5");
+  const ExtractSummary s = run(cfg);
+  EXPECT_TRUE(s.complete);
+  const Contents c = read_all(cfg.output);
+  EXPECT_EQ(c.classes, (std::vector<std::string>{"bird", "cat"}));
+  ASSERT_EQ(c.paths.size(), 14u);
+  ASSERT_EQ(c.failed.size(), 3u);
+  EXPECT_EQ(s.rows, 14);
+  EXPECT_EQ(s.failed, 3);
+  EXPECT_EQ(c.paths.front(), "bird/img0.png");
+  EXPECT_EQ(c.paths[5], "bird/deep/nested.jpg");
+  EXPECT_EQ(c.labels.front(), 0);
+  EXPECT_EQ(c.labels.back(), 1);
+  std::vector<std::string> failed;
+  for (const auto& [p, why] : c.failed) {
+    failed.push_back(p);
+    EXPECT_HAS(why, p);
+  }
+  EXPECT_EQ(failed,
+            (std::vector<std::string>{"bird/garbage.png", "cat/empty.jpg", "cat/truncated.jpg"}));
+  EXPECT_TRUE(c.meta.complete);
+  EXPECT_EQ(c.meta.feature_shape, (std::vector<std::int64_t>{8, 8, 128}));
+  EXPECT_FALSE(c.meta.weights_pretrained);
+
+  // Each row equals the library's own forward of that image.
+  Vgg16 net(load_weights("random:3"), cfg.net);
+  const size_t in_row = 32 * 32 * 3, out_row = net.output_shape().per_image();
+  std::vector<float> x(in_row), y(net.output_shape().elems());
+  for (size_t r = 0; r < c.paths.size(); ++r) {
+    load_image(d / "imgs" / c.paths[r], cfg.image, x.data());
+    net.forward(x.data(), 1, y.data());
+    for (size_t k = 0; k < out_row; ++k)
+      ASSERT_NEAR(c.features[r * out_row + k], y[k], 1e-5f * (1 + std::abs(y[k]))) << c.paths[r];
+  }
+}
+
+TEST(Extract, SameOutputAtOneAndTwoThreadsAndBothSchedules) {
+  TempDir d;
+  make_mixed_folder(d / "imgs");
+  auto a = small_config(d / "imgs", d / "a.h5");
+  a.threads = 1;
+  auto b = small_config(d / "imgs", d / "b.h5");
+  b.threads = 2;
+  auto c = small_config(d / "imgs", d / "c.h5");
+  c.schedule = Schedule::net_per_thread;
+  run(a);
+  run(b);
+  run(c);
+  const Contents ca = read_all(a.output), cb = read_all(b.output), cc = read_all(c.output);
+  EXPECT_EQ(ca.features, cb.features);
+  EXPECT_EQ(ca.features, cc.features);
+  EXPECT_EQ(ca.paths, cc.paths);
+  EXPECT_EQ(ca.labels, cc.labels);
+  EXPECT_EQ(ca.failed, cc.failed);
+}
+
+TEST(Extract, PoolingAndHalfPrecisionStorage) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 3);
+  auto full = small_config(d / "imgs", d / "full.h5");
+  auto avg = small_config(d / "imgs", d / "avg.h5");
+  avg.pool = "avg";
+  auto mx = small_config(d / "imgs", d / "max.h5");
+  mx.pool = "max";
+  auto half = small_config(d / "imgs", d / "half.h5");
+  half.dtype = "f16";
+  for (const auto* c : {&full, &avg, &mx, &half}) run(*c);
+  const Contents f = read_all(full.output), a = read_all(avg.output), m = read_all(mx.output),
+                 h = read_all(half.output);
+  ASSERT_EQ(a.meta.feature_shape, (std::vector<std::int64_t>{128}));
+  const int hw = 64, ch = 128;
+  for (size_t r = 0; r < f.paths.size(); ++r)
+    for (int k = 0; k < ch; ++k) {
+      double sum = 0, best = -1e30;
+      for (int p = 0; p < hw; ++p) {
+        const double v = f.features[(r * hw + p) * ch + k];
+        sum += v;
+        best = std::max(best, v);
+      }
+      EXPECT_NEAR(a.features[r * ch + k], sum / hw, 1e-5 * (1 + std::abs(sum / hw)));
+      EXPECT_EQ(m.features[r * ch + k], static_cast<float>(best));
+    }
+  for (size_t i = 0; i < f.features.size(); ++i)  // f16: 11-bit significand
+    ASSERT_NEAR(h.features[i], f.features[i], 1e-3 * std::abs(f.features[i]) + 1e-6);
+}
+
+TEST(Extract, ShardsConcatenateToTheWholeRun) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b", "c"}, 3);
+  auto whole = small_config(d / "imgs", d / "whole.h5");
+  run(whole);
+  const Contents w = read_all(whole.output);
+  std::vector<std::string> paths;
+  std::vector<float> feats;
+  for (int k = 0; k < 4; ++k) {
+    auto s = small_config(d / "imgs", d / ("s" + std::to_string(k) + ".h5"));
+    s.shard = {k, 4};
+    run(s);
+    const Contents c = read_all(s.output);
+    EXPECT_EQ(c.meta.shard_index, k);
+    EXPECT_EQ(c.meta.shard_count, 4);
+    paths.insert(paths.end(), c.paths.begin(), c.paths.end());
+    feats.insert(feats.end(), c.features.begin(), c.features.end());
+  }
+  EXPECT_EQ(paths, w.paths);
+  EXPECT_EQ(feats, w.features);
+}
+
+TEST(Extract, FinishedOutputIsLeftAloneOverwriteStartsAgain) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 2);
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  run(cfg);
+  const auto stamp = fs::last_write_time(cfg.output);
+  EXPECT_TRUE(run(cfg).already_complete);
+  EXPECT_EQ(fs::last_write_time(cfg.output), stamp);
+  cfg.overwrite = true;
+  const auto s = run(cfg);
+  EXPECT_FALSE(s.already_complete);
+  EXPECT_EQ(s.rows_this_run, 2);
+}
+
+TEST(Extract, ResumingWithOtherOptionsNamesTheDifference) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 2);
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  run(cfg);
+  auto other = cfg;
+  other.net.to = "block1_pool";
+  EXPECT_HAS(testing::error_of([&] { run(other); }), "layer: the file has block2_pool");
+  other = cfg;
+  other.weights = "random:4";
+  EXPECT_HAS(testing::error_of([&] { run(other); }), "weights");
+  other = cfg;
+  other.image.preprocess = Preprocess::torch;
+  EXPECT_HAS(testing::error_of([&] { run(other); }), "preprocess");
+  testing::write_image(d / "imgs" / "a" / "new.png", testing::make_image(9, 9, 3));
+  EXPECT_HAS(testing::error_of([&] { run(cfg); }), "input list");
+}
+
+TEST(Extract, StrictStopsAtTheFirstFailureAndStopFlagStopsEarly) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 6);
+  testing::write_text(d / "imgs" / "a" / "img2x.png", "broken");
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  cfg.strict = true;
+  cfg.net.batch = 2;
+  const auto s = run(cfg);
+  EXPECT_TRUE(s.stopped);
+  EXPECT_FALSE(s.complete);
+  EXPECT_EQ(s.failed, 1);
+  EXPECT_EQ(s.rows, 3);  // img0, img1, img2 before img2x
+  std::atomic<bool> stop{true};
+  auto cfg2 = small_config(d / "imgs", d / "out2.h5");
+  std::ostringstream log;
+  const auto s2 = run_extract(cfg2, log, &stop);
+  EXPECT_TRUE(s2.stopped);
+  EXPECT_EQ(s2.rows, 0);
+  EXPECT_EQ(FeatureReader(cfg2.output).rows(), 0u);
+}
+
+TEST(ExtractErrors, BadOptionsInputsAndOutputs) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  auto bad = cfg;
+  bad.pool = "mean";
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--pool");
+  bad = cfg;
+  bad.dtype = "f64";
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--dtype");
+  bad = cfg;
+  bad.images = d / "nope";
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "nope");
+  bad = cfg;
+  bad.output = d / "no-such-dir" / "out.h5";
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "out.h5");
+  // An existing file that is not ours is not touched.
+  testing::write_text(d / "notes.h5", "precious");
+  bad = cfg;
+  bad.output = d / "notes.h5";
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--overwrite");
+  EXPECT_EQ(testing::read_bytes(d / "notes.h5"), "precious");
+}
+
+TEST(ExtractErrors, SecondWriterIsRefusedNamingTheFirst) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  const OutputLock held(d / "out.h5");
+  const auto msg = testing::error_of([&] { run(small_config(d / "imgs", d / "out.h5")); });
+  EXPECT_HAS(msg, "pid " + std::to_string(getpid()));
+  EXPECT_FALSE(fs::exists(d / "out.h5"));
+}
+
+// ---- SIGKILL at random points -------------------------------------------------------------
+
+int spawn_extract(const std::vector<std::string>& args, pid_t& pid) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc;
+}
+
+TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b", "c"}, 40, 120, 140);
+  testing::write_text(d / "imgs" / "b" / "broken.jpg", "nope");
+  auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{TL_EXTRACT_BIN,
+                                    "--images",
+                                    (d / "imgs").string(),
+                                    "--output",
+                                    out.string(),
+                                    "--weights",
+                                    "random:2",
+                                    "--size",
+                                    "128",
+                                    "--layer",
+                                    "block5_pool",
+                                    "--batch",
+                                    "2",
+                                    "--threads",
+                                    "2",
+                                    "--quiet"};
+  };
+  pid_t pid;
+  int status = 0;
+  ASSERT_EQ(spawn_extract(args(d / "ref.h5"), pid), 0);
+  waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 3);  // one image failed
+
+  std::mt19937 rng(12345);
+  int kills = 0;
+  // Each run takes about a second (0.4 s of it loading weights): kill at 30..900 ms.
+  for (int attempt = 0; attempt < 30 && kills < 12; ++attempt) {
+    ASSERT_EQ(spawn_extract(args(d / "out.h5"), pid), 0);
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution(30, 900)(rng)));
+    if (waitpid(pid, &status, WNOHANG) == pid) break;  // finished before the kill
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    ++kills;
+    // Readable after every kill, holding only committed rows.
+    FeatureReader r(d / "out.h5");
+    EXPECT_EQ(r.paths().size(), r.rows());
+  }
+  // Finish it (or confirm it finished).
+  ASSERT_EQ(spawn_extract(args(d / "out.h5"), pid), 0);
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3);
+  RecordProperty("kills", kills);
+  EXPECT_GE(kills, 3);
+  const Contents ref = read_all(d / "ref.h5"), got = read_all(d / "out.h5");
+  EXPECT_TRUE(got.meta.complete);
+  EXPECT_EQ(got.features, ref.features);
+  EXPECT_EQ(got.labels, ref.labels);
+  EXPECT_EQ(got.paths, ref.paths);
+  EXPECT_EQ(got.failed, ref.failed);
+}
+
+}  // namespace
+}  // namespace tl

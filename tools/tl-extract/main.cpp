@@ -1,0 +1,89 @@
+// tl-extract: an image folder -> VGG16 features of one layer -> an HDF5 feature cache.
+#include <csignal>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli.hpp"
+#include "tl/extract.hpp"
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) {
+  g_stop = true;
+}
+constexpr int kExitSomeFailed = 3;
+constexpr int kExitInterrupted = 130;
+}  // namespace
+
+int main(int argc, char** argv) {
+  const tl::cli::ToolInfo info{
+      "tl-extract", "tl-extract --images DIR --output FILE.h5 [options]",
+      "Runs VGG16's convolutional base over an image folder (one sub-folder per class, as "
+      "Keras's flow_from_directory) and caches one layer's features in an HDF5 file. A killed "
+      "run resumes when run again with the same options.",
+      "tl-extract --images data/train --output train.h5 --layer block5_pool --size 224"};
+  return tl::cli::run(info, argc, argv, [&](tl::cli::Parser& p) {
+    namespace po = tl::cli::po;
+    tl::cli::NetOptions net;
+    tl::cli::ImageOptionsCli img;
+    tl::ExtractConfig cfg;
+    std::string images, list, output, shard, schedule = "shared-net";
+    int batch = 32;
+    po::options_description io("Input and output");
+    io.add_options()("images", po::value(&images)->value_name("DIR"),
+                     "image folder: class sub-folders (labels) or plain images (unlabeled)")(
+        "list", po::value(&list)->value_name("FILE"),
+        "read these images instead: one path per line (relative to --images or absolute), "
+        "optionally path<TAB>class")("output", po::value(&output)->value_name("FILE.h5"),
+                                     "the feature file to write")(
+        "pool", po::value(&cfg.pool)->default_value(cfg.pool)->value_name("none|avg|max"),
+        "global pooling over H and W (Keras pooling=): rows [C] instead of [H, W, C]")(
+        "dtype", po::value(&cfg.dtype)->default_value(cfg.dtype)->value_name("f32|f16"),
+        "storage type of /features (f16 halves the file)")(
+        "shard", po::value(&shard)->value_name("K/N"),
+        "process the K-th of N slices (default: from SLURM_ARRAY_TASK_ID/COUNT when set)")(
+        "overwrite", po::bool_switch(&cfg.overwrite), "replace an existing output")(
+        "strict", po::bool_switch(&cfg.strict), "stop at the first image that cannot be used");
+    po::options_description run("Running");
+    run.add_options()("batch", po::value(&batch)->default_value(batch)->value_name("N"),
+                      "images per forward pass")(
+        "schedule",
+        po::value(&schedule)->default_value(schedule)->value_name("shared-net|net-per-thread"),
+        "shared-net: one net on all cores while TBB decodes; net-per-thread: each thread runs "
+        "whole batches on its own net")("quiet", po::bool_switch(&cfg.quiet),
+                                        "no progress (failures and the summary still print)");
+    p.add(io);
+    p.add(net.options());
+    p.add(img.options());
+    p.add(run);
+    if (!p.parse()) return 0;
+
+    if (images.empty()) throw tl::UsageError("--images: required (the image folder)");
+    if (output.empty()) throw tl::UsageError("--output: required (the .h5 file to write)");
+    cfg.images = images;
+    cfg.list = list;
+    cfg.output = output;
+    cfg.weights = net.weights;
+    cfg.threads = net.threads;
+    if (batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", batch));
+    cfg.net = net.config(batch);
+    cfg.image = img.image(cfg.net.height, cfg.net.width);
+    cfg.schedule = tl::cli::parse_option("--schedule", schedule,
+                                         [](auto& s) { return tl::parse_schedule(s); });
+    cfg.shard = p.given("shard") ? tl::parse_shard(shard) : tl::shard_from_env();
+    tl::cli::set_threads(net.threads);
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const tl::ExtractSummary s = tl::run_extract(cfg, std::cerr, &g_stop);
+    if (s.already_complete) return 0;
+    std::cerr << fmt::format(
+        "{}: {} images in {:.1f} s ({:.2f} img/s), {} failed; '{}' holds {} rows{}\n",
+        s.complete ? "done" : "stopped", s.rows_this_run + s.failed_this_run, s.seconds,
+        s.seconds > 0 ? (s.rows_this_run + s.failed_this_run) / s.seconds : 0.0, s.failed_this_run,
+        output, s.rows, s.complete ? "" : " (run the same command to resume)");
+    if (g_stop) return kExitInterrupted;
+    return s.failed > 0 ? kExitSomeFailed : 0;
+  });
+}
