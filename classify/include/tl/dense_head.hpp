@@ -1,0 +1,99 @@
+// The classifier trained on cached VGG16 features, as Keras would build it on top of the base:
+//   linear: [Flatten | GlobalPool] -> Dense(C) -> softmax
+//   mlp:    [Flatten | GlobalPool] -> Dense(hidden, relu) -> Dropout(rate) -> Dense(C) -> softmax
+// Weights are kept in Keras's Dense layout (kernel [in, out], bias [out]) and named like the
+// layers of Keras's VGG16 top ("fc1", "predictions"). Not thread-safe: one caller at a time.
+//
+//   tl::HeadConfig cfg{.kind = tl::HeadKind::mlp, .pool = tl::Pool::flatten, .classes = 5,
+//                      .input = {.h = 7, .w = 7, .c = 512}};
+//   tl::DenseHead head(cfg, /*seed=*/42);           // glorot_uniform kernels, zero biases
+//   head.predict(rows, n, probs);                   // {n, 7, 7, 512} -> {n, 5}
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tl/global_pool.hpp"
+#include "tl/vgg16_spec.hpp"
+
+namespace tl {
+
+enum class HeadKind { linear, mlp };
+HeadKind parse_head_kind(std::string_view s);  // "linear" | "mlp"
+std::string_view to_string(HeadKind k);
+
+struct HeadConfig {
+  HeadKind kind = HeadKind::linear;
+  Pool pool = Pool::flatten;
+  int hidden = 256;      // mlp only
+  float dropout = 0.5f;  // mlp only; in [0, 1)
+  int classes = 0;       // >= 2
+  Shape input{};         // one stored row [h, w, c]; n unused
+};
+
+// Throws UsageError naming the bad field.
+void validate(const HeadConfig& cfg);
+
+// One trainable tensor in Keras's layout, with its gradient from the last train_step.
+struct Param {
+  std::string name{};        // "fc1/kernel", "fc1/bias", "predictions/kernel", "predictions/bias"
+  std::vector<int> shape{};  // kernel {in, out}, bias {out}
+  std::vector<float> value{};
+  std::vector<float> grad{};
+  bool is_kernel = false;  // weight decay applies to kernels only
+};
+
+// What one batch gave: the loss as the batch's mean (see softmax_cross_entropy) and the
+// number of rows whose most probable class is the label.
+struct BatchResult {
+  double loss = 0;
+  int correct = 0;
+};
+
+class DenseHead {
+ public:
+  // Keras's default initialisation: glorot_uniform kernels (U(-l, l), l = sqrt(6 / (in + out)),
+  // drawn in [in, out] row-major order, layer by layer, from
+  // mt19937_64(derive_seed(seed, SeedStream::init))) and zero biases.
+  DenseHead(const HeadConfig& cfg, std::uint64_t seed);
+  ~DenseHead();
+  DenseHead(DenseHead&&) noexcept;
+  DenseHead& operator=(DenseHead&&) noexcept;
+
+  const HeadConfig& config() const;
+  size_t row_size() const;  // floats per stored row: h*w*c
+  int features() const;     // floats per sample after flatten / pool
+
+  std::vector<Param>& params();  // in order; values may be edited in place, never resized
+  const std::vector<Param>& params() const;
+  std::vector<std::vector<float>> weights() const;  // a copy of every value, in params() order
+  void set_weights(const std::vector<std::vector<float>>& w);  // Error on a size mismatch
+
+  // Stored rows {n, h, w, c} -> head input {n, features()}: flatten or global pool, one row
+  // per oneTBB task.
+  void prepare(const float* rows, int n, float* x) const;
+
+  // Inference (dropout is the identity): stored rows {n, h, w, c} -> probabilities {n, C}.
+  void predict(const float* rows, int n, float* probs);
+  // As predict, and the unweighted loss and hits for `labels` (size n); probs may be null.
+  BatchResult evaluate(const float* rows, int n, std::span<const int> labels, float* probs);
+  // One training forward + backward: fills every Param::grad with the gradient of the batch
+  // loss (weighted by sample_weights, empty = 1). Dropout masks are drawn from dropout_rng.
+  BatchResult train_step(const float* rows, int n, std::span<const int> labels,
+                         std::span<const float> sample_weights, std::mt19937_64& dropout_rng);
+
+  // The oneDNN implementations of the primitives built so far, one line per layer.
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tl
