@@ -1,0 +1,59 @@
+// Training and prediction data straight from tl-extract's feature files.
+//
+//   tl::FeatureFileSource src({"train.h5"}, /*memory_limit=*/8ull << 30);
+//   src.in_memory();          // true: loaded once; false: streamed from HDF5 row by row
+//   tl::train(head, src, ...);
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tl/feature_file.hpp"
+#include "tl/feature_source.hpp"
+
+namespace tl {
+
+// The rows of one or more feature files, concatenated in the order given. All files must
+// come from the same extraction settings (layer, row shape, pooling, preprocessing, size,
+// weights) and have the same classes; the error names the file and the difference.
+// Rows whose features are NaN or Inf are refused (Error naming the file and the image).
+class FeatureFileSource : public FeatureSource {
+ public:
+  // Files whose features fit in `memory_limit` bytes (as float32) are loaded once; larger
+  // ones are streamed: each read() fetches its rows from HDF5 through a bounded chunk cache.
+  FeatureFileSource(const std::vector<std::filesystem::path>& files, std::uint64_t memory_limit);
+  ~FeatureFileSource() override;
+
+  size_t rows() const override { return labels_.size(); }
+  Shape row_shape() const override { return shape_; }
+  int label(size_t row) const override { return labels_.at(row); }
+  void read(std::span<const size_t> rows, float* out) override;
+
+  bool in_memory() const { return !data_.empty() || rows() == 0; }
+  const FeatureMeta& meta() const { return meta_; }  // the first file's
+  const std::vector<std::string>& classes() const { return meta_.classes; }
+  const std::vector<std::string>& paths() const { return paths_; }
+  const std::vector<int>& labels() const { return labels_; }
+  // Rows that have a label (>= 0).
+  bool all_labeled() const;
+  std::string describe() const;  // "2 files, 4000 rows of 2x2x512, in memory (62.5 MiB)"
+
+ private:
+  void check_finite(const float* row, size_t global_row) const;
+  std::vector<std::filesystem::path> files_;
+  std::vector<std::unique_ptr<FeatureReader>> readers_;
+  std::vector<size_t> offsets_;  // first global row of each file, plus the total
+  FeatureMeta meta_;
+  Shape shape_{};
+  std::vector<int> labels_;
+  std::vector<std::string> paths_;
+  std::vector<float> data_;  // all rows when in memory
+  std::vector<float> run_;   // scratch for streamed reads
+};
+
+// Shape of one stored row as the head sees it: [H, W, C], or [1, 1, C] for pooled files.
+Shape row_shape_of(const FeatureMeta& m);
+
+}  // namespace tl

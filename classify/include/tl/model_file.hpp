@@ -1,0 +1,51 @@
+// A trained model as an HDF5 file: the head's weights plus everything needed to use it later
+// (classes, the feature layer and shape, how the features were made, the weights file's
+// SHA-256, the training options). Layout in docs/FORMAT.md.
+//
+//   tl::save_model("model.h5", info, head);        // written to model.h5.tmp, then renamed
+//   tl::Model m = tl::load_model("model.h5");      // m.head.predict(...)
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tl/dense_head.hpp"
+#include "tl/feature_file.hpp"
+
+namespace tl {
+
+inline constexpr const char* kModelFormat = "tlkit-model";
+inline constexpr std::int64_t kModelFormatVersion = 1;
+
+struct ModelInfo {
+  HeadConfig head{};
+  std::vector<std::string> classes{};
+  // How the features the head reads were made (layer, size, preprocessing, resize,
+  // precision, extraction pooling, row shape, weights name and SHA-256).
+  FeatureMeta features{};
+  // Training options and results, as text ("optimizer" -> "adam", "best_epoch" -> "7").
+  std::map<std::string, std::string> training{};
+  std::string created{}, tool_version{};
+};
+
+struct Model {
+  ModelInfo info;
+  DenseHead head;
+};
+
+// Writes atomically (a temporary file renamed into place): an interrupted save never leaves
+// a half-written model under `path`.
+void save_model(const std::filesystem::path& path, const ModelInfo& info, const DenseHead& head);
+
+// Throws Error naming the file when it is not a tlkit model or its weights do not fit.
+Model load_model(const std::filesystem::path& path);
+
+// Error naming `features_file` and the difference when features made as `m` cannot be fed
+// to the model (layer, row shape, extraction pooling, or classes when the file has them).
+// A different weights file is refused unless `force` (the message says so).
+void check_features_fit(const ModelInfo& model, const FeatureMeta& m,
+                        const std::filesystem::path& features_file, bool force);
+
+}  // namespace tl

@@ -1,0 +1,187 @@
+#include "tl/model_file.hpp"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "tl/error.hpp"
+#include "tl/hdf5.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tl {
+namespace {
+
+void write_features_meta(h5::Group& g, const FeatureMeta& m) {
+  g.write_attr("layer", m.layer);
+  g.write_attr("input_height", m.input_height);
+  g.write_attr("input_width", m.input_width);
+  g.write_attr("preprocess", m.preprocess);
+  g.write_attr("resize", m.resize);
+  g.write_attr("precision", m.precision);
+  g.write_attr("algo", m.algo);
+  g.write_attr("pool", m.pool);
+  g.write_attr("feature_shape", std::span<const std::int64_t>(m.feature_shape));
+  g.write_attr("weights", m.weights);
+  g.write_attr("weights_sha256", m.weights_sha256);
+  g.write_attr("weights_pretrained", static_cast<std::int64_t>(m.weights_pretrained));
+}
+
+FeatureMeta read_features_meta(const h5::Group& g) {
+  FeatureMeta m;
+  m.layer = g.read_attr<std::string>("layer");
+  m.input_height = static_cast<int>(g.read_attr<std::int64_t>("input_height"));
+  m.input_width = static_cast<int>(g.read_attr<std::int64_t>("input_width"));
+  m.preprocess = g.read_attr<std::string>("preprocess");
+  m.resize = g.read_attr<std::string>("resize");
+  m.precision = g.read_attr<std::string>("precision");
+  m.algo = g.read_attr<std::string>("algo");
+  m.pool = g.read_attr<std::string>("pool");
+  m.feature_shape = g.read_attr<std::vector<std::int64_t>>("feature_shape");
+  m.weights = g.read_attr<std::string>("weights");
+  m.weights_sha256 = g.read_attr<std::string>("weights_sha256");
+  m.weights_pretrained = g.read_attr<std::int64_t>("weights_pretrained") != 0;
+  return m;
+}
+
+std::string now_utc() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head) {
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    auto f = h5::File::create(tmp, h5::Create::truncate);
+    f.write_attr("format", kModelFormat);
+    f.write_attr("format_version", kModelFormatVersion);
+    f.write_attr("created", info.created.empty() ? now_utc() : info.created);
+    f.write_attr("tool_version", TL_VERSION);
+    f.create_dataset("classes", h5::DType::str, {info.classes.size()})
+        .write<std::string>(info.classes);
+
+    auto h = f.create_group("head");
+    const HeadConfig& c = head.config();
+    h.write_attr("kind", std::string(to_string(c.kind)));
+    h.write_attr("pool", std::string(to_string(c.pool)));
+    h.write_attr("hidden", c.hidden);
+    h.write_attr("dropout", static_cast<double>(c.dropout));
+    h.write_attr("classes", c.classes);
+    const std::vector<std::int64_t> in{c.input.h, c.input.w, c.input.c};
+    h.write_attr("input_shape", std::span<const std::int64_t>(in));
+    std::vector<std::string> names;
+    for (const Param& p : head.params()) {
+      h5::Dims dims(p.shape.begin(), p.shape.end());
+      h.create_dataset(p.name, h5::DType::f32, dims).write<float>(p.value);
+      names.push_back(p.name);
+    }
+    h.write_attr("weight_names", names);
+
+    auto g = f.create_group("features");
+    write_features_meta(g, info.features);
+    auto t = f.create_group("training");
+    for (const auto& [k, v] : info.training) t.write_attr(k, v);
+    f.flush();
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    throw Error(
+        fmt::format("cannot move the model into place at '{}': {}", path.string(), ec.message()));
+}
+
+Model load_model(const fs::path& path) {
+  const auto f = h5::File::open(path);
+  if (!f.has_attr("format") || f.read_attr<std::string>("format") != kModelFormat)
+    throw Error(
+        fmt::format("'{}' is not a tlkit model file (no format=\"{}\" attribute){}", path.string(),
+                    kModelFormat,
+                    f.has_attr("format") && f.read_attr<std::string>("format") == kFeatureFormat
+                        ? ": it is a feature file (pass it with --features)"
+                        : ""));
+  if (f.read_attr<std::int64_t>("format_version") > kModelFormatVersion)
+    throw Error(fmt::format("'{}': model format is newer than this tlkit reads", path.string()));
+  ModelInfo info;
+  info.created = f.read_attr<std::string>("created");
+  info.tool_version = f.read_attr<std::string>("tool_version");
+  info.classes = f.open_dataset("classes").read<std::string>();
+  const auto h = f.open_group("head");
+  HeadConfig& c = info.head;
+  try {
+    c.kind = parse_head_kind(h.read_attr<std::string>("kind"));
+    c.pool = parse_pool(h.read_attr<std::string>("pool"));
+  } catch (const UsageError& e) {
+    throw Error(fmt::format("'{}': {}", path.string(), e.what()));
+  }
+  c.hidden = static_cast<int>(h.read_attr<std::int64_t>("hidden"));
+  c.dropout = static_cast<float>(h.read_attr<double>("dropout"));
+  c.classes = static_cast<int>(h.read_attr<std::int64_t>("classes"));
+  const auto in = h.read_attr<std::vector<std::int64_t>>("input_shape");
+  if (in.size() != 3)
+    throw Error(fmt::format("'{}': head/input_shape is not [H, W, C]", path.string()));
+  c.input = {1, static_cast<int>(in[0]), static_cast<int>(in[1]), static_cast<int>(in[2])};
+  if (static_cast<int>(info.classes.size()) != c.classes)
+    throw Error(fmt::format("'{}': {} class names for a head of {} classes", path.string(),
+                            info.classes.size(), c.classes));
+  try {
+    validate(c);
+  } catch (const UsageError& e) {
+    throw Error(fmt::format("'{}': {}", path.string(), e.what()));
+  }
+  info.features = read_features_meta(f.open_group("features"));
+  info.features.classes = info.classes;
+  const auto t = f.open_group("training");
+  for (const auto& k : t.attr_names()) info.training[k] = t.read_attr<std::string>(k);
+
+  DenseHead head(c, 0);
+  std::vector<std::vector<float>> w;
+  for (const Param& p : head.params()) {
+    if (!h.exists(p.name)) throw Error(fmt::format("'{}': no head/{}", path.string(), p.name));
+    const auto d = h.open_dataset(p.name);
+    if (d.dims() != h5::Dims(p.shape.begin(), p.shape.end()))
+      throw Error(fmt::format("'{}': head/{} has shape {}, the head needs {}", path.string(),
+                              p.name, fmt::join(d.dims(), "x"), fmt::join(p.shape, "x")));
+    w.push_back(d.read<float>());
+    for (float v : w.back())
+      if (!std::isfinite(v))
+        throw Error(fmt::format("'{}': head/{} holds NaN or Inf", path.string(), p.name));
+  }
+  head.set_weights(w);
+  return {std::move(info), std::move(head)};
+}
+
+void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::path& file,
+                        bool force) {
+  const FeatureMeta& want = model.features;
+  auto fail = [&](const std::string& what) {
+    throw Error(fmt::format("features in '{}' do not fit the model: {}", file.string(), what));
+  };
+  if (m.layer != want.layer) fail(fmt::format("layer {}, the model reads {}", m.layer, want.layer));
+  if (m.feature_shape != want.feature_shape)
+    fail(fmt::format("rows of {}, the model reads {}", fmt::join(m.feature_shape, "x"),
+                     fmt::join(want.feature_shape, "x")));
+  if (m.pool != want.pool) fail(fmt::format("pool {}, the model reads {}", m.pool, want.pool));
+  if (!m.classes.empty() && m.classes != model.classes)
+    fail(fmt::format("{} classes [{}], the model has {} [{}]", m.classes.size(),
+                     fmt::join(m.classes, ", "), model.classes.size(),
+                     fmt::join(model.classes, ", ")));
+  if (m.preprocess != want.preprocess || m.input_height != want.input_height ||
+      m.input_width != want.input_width)
+    fail(fmt::format("made with {} at {}x{}, the model with {} at {}x{}", m.preprocess,
+                     m.input_height, m.input_width, want.preprocess, want.input_height,
+                     want.input_width));
+  if (!force && (m.weights_sha256 != want.weights_sha256 || m.weights != want.weights))
+    fail(fmt::format(
+        "VGG16 weights {} (sha256 {}), the model was trained on {} (sha256 {}); "
+        "--force uses them anyway",
+        m.weights, m.weights_sha256.empty() ? "-" : m.weights_sha256.substr(0, 12), want.weights,
+        want.weights_sha256.empty() ? "-" : want.weights_sha256.substr(0, 12)));
+}
+
+}  // namespace tl

@@ -1,0 +1,147 @@
+#include "tl/predict_run.hpp"
+
+#include <unistd.h>
+
+#include <ostream>
+
+#include <fmt/format.h>
+
+#include "tl/error.hpp"
+#include "tl/evaluate.hpp"
+#include "tl/feature_file_source.hpp"
+#include "tl/model_file.hpp"
+#include "tl/plots.hpp"
+#include "tl/report.hpp"
+#include "tl/train_run.hpp"
+#include "tl/weights.hpp"
+
+namespace fs = std::filesystem;
+
+namespace tl {
+namespace {
+
+// Runs tl-extract's pipeline with the model's settings into a temporary feature file.
+fs::path extract_for_model(const PredictRunConfig& cfg, const ModelInfo& m, std::ostream& log,
+                           const std::atomic<bool>* stop) {
+  ExtractConfig e;
+  e.images = cfg.images;
+  e.output = fs::path(cfg.output.string() + ".features.h5");
+  const bool model_random = m.features.weights.rfind("random:", 0) == 0;
+  e.weights = !cfg.weights.empty() ? cfg.weights : model_random ? m.features.weights : "";
+  if (!cfg.force) {  // refuse other weights before spending time on the extraction
+    std::string sha = e.weights;
+    if (e.weights.rfind("random:", 0) != 0) {
+      const auto file = e.weights.empty() ? find_keras_cache() : std::optional<fs::path>(e.weights);
+      sha = file ? sha256_file(*file) : "";
+    }
+    const std::string want = model_random ? m.features.weights : m.features.weights_sha256;
+    if (!sha.empty() && sha != want)
+      throw Error(
+          fmt::format("VGG16 weights '{}' differ from the ones the model was trained on "
+                      "({}, sha256 {}); --force uses them anyway",
+                      e.weights.empty() ? "(Keras cache)" : e.weights, m.features.weights,
+                      m.features.weights_sha256.empty() ? "-" : m.features.weights_sha256));
+  }
+  e.net.batch = cfg.batch;
+  e.net.height = m.features.input_height;
+  e.net.width = m.features.input_width;
+  e.net.to = m.features.layer;
+  e.net.precision = parse_precision(m.features.precision);
+  e.net.algo = parse_algo(m.features.algo);
+  e.image.preprocess = parse_preprocess(m.features.preprocess);
+  e.image.resize = parse_resize(m.features.resize);
+  e.pool = m.features.pool;
+  e.dtype = "f32";
+  e.threads = cfg.threads;
+  e.quiet = cfg.quiet;
+  e.overwrite = true;
+  log << fmt::format("extracting {} features of '{}' as the model was trained ({} {}x{}, {})\n",
+                     m.features.layer, cfg.images.string(), m.features.preprocess,
+                     m.features.input_height, m.features.input_width, m.features.resize);
+  const ExtractSummary s = run_extract(e, log, stop);
+  if (!s.complete) throw Error("extraction was interrupted: no predictions written");
+  return e.output;
+}
+
+}  // namespace
+
+PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
+                                 const std::atomic<bool>* stop) {
+  if (cfg.model.empty()) throw UsageError("--model: required");
+  if (cfg.features.empty() == cfg.images.empty())
+    throw UsageError("give either --features FILE.h5 or --images DIR");
+  if (cfg.output.empty()) throw UsageError("--output: required (the predictions CSV)");
+  Model model = load_model(cfg.model);
+  const auto& classes = model.info.classes;
+  const int C = static_cast<int>(classes.size());
+  if (cfg.top_k < 1 || cfg.top_k > C)
+    throw UsageError(fmt::format("--top-k: {} (must be in 1..{} for this model)", cfg.top_k, C));
+
+  fs::path features = cfg.features;
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      if (!p.empty()) fs::remove(p, ec);
+    }
+  } cleanup;
+  if (!cfg.images.empty()) {
+    features = cleanup.p = extract_for_model(cfg, model.info, log, stop);
+  }
+  FeatureFileSource src({features}, cfg.memory_limit ? cfg.memory_limit : default_memory_limit());
+  // Features from images were made here, with the model's settings; the weights still count.
+  check_features_fit(model.info, src.meta(), cfg.images.empty() ? features : cfg.images, cfg.force);
+
+  const std::vector<float> probs = predict(model.head, src);
+  const std::vector<int> pred = argmax_rows(probs, C);
+  PredictRunSummary s{.rows = src.rows(), .csv = cfg.output};
+  s.failed = FeatureReader(features).failed().size();
+
+  std::string csv = "path,label,predicted,probability";
+  for (int k = 2; k <= cfg.top_k; ++k) csv += fmt::format(",top{0},top{0}_probability", k);
+  csv += "\n";
+  const auto& labels = src.labels();
+  const auto& fclasses = src.classes();
+  for (size_t r = 0; r < src.rows(); ++r) {
+    const std::span<const float> row(&probs[r * C], C);
+    const auto top = top_k(row, cfg.top_k);
+    csv += fmt::format("{},{},{},{:.6f}", csv_field(src.paths()[r]),
+                       labels[r] >= 0 ? csv_field(fclasses.at(labels[r])) : std::string(),
+                       csv_field(classes[pred[r]]), row[pred[r]]);
+    for (int k = 1; k < cfg.top_k; ++k)
+      csv += fmt::format(",{},{:.6f}", csv_field(classes[top[k]]), row[top[k]]);
+    csv += "\n";
+  }
+  write_text_file(cfg.output, csv);
+
+  const bool labeled = src.rows() > 0 && src.all_labeled() && fclasses == classes;
+  if (labeled) {
+    const ConfusionMatrix cm = confusion_matrix(labels, pred, C);
+    const ClassificationReport rep = classification_report(cm);
+    s.accuracy = rep.accuracy;
+    print_report(log, cm, rep, classes);
+    s.plot = cfg.plot.empty() ? fs::path(cfg.output).replace_extension(".confusion.png") : cfg.plot;
+    plot_confusion_matrix(cm, classes, s.plot,
+                          fmt::format("{} ({} images)",
+                                      cfg.images.empty() ? features.filename().string()
+                                                         : cfg.images.filename().string(),
+                                      src.rows()));
+    if (!cfg.metrics_json.empty()) {
+      std::string j = metrics_json(cm, rep, classes);
+      j.insert(1, fmt::format("\"rows\": {}, \"failed\": {}, \"model\": {},\n  ", src.rows(),
+                              s.failed, json_string(cfg.model.string())));
+      j += "\n";
+      write_text_file(cfg.metrics_json, j);
+      s.metrics_json = cfg.metrics_json;
+    }
+  } else if (!cfg.metrics_json.empty()) {
+    write_text_file(
+        cfg.metrics_json,
+        fmt::format("{{\"rows\": {}, \"failed\": {}, \"model\": {}, \"accuracy\": null}}\n",
+                    src.rows(), s.failed, json_string(cfg.model.string())));
+    s.metrics_json = cfg.metrics_json;
+  }
+  return s;
+}
+
+}  // namespace tl

@@ -1,0 +1,116 @@
+// tl-train: a dense classifier on cached VGG16 features -> a model file.
+#include <csignal>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli.hpp"
+#include "tl/train_run.hpp"
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_signal(int) {
+  g_stop = true;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const tl::cli::ToolInfo info{
+      "tl-train", "tl-train --train FILE.h5 [--train FILE2.h5 ...] --output MODEL.h5 [options]",
+      "Trains a dense classifier (Keras's bottleneck-features top model) on features cached by "
+      "tl-extract. Ctrl-C stops training and saves the best model so far.",
+      "tl-train --train train.h5 --val-split 0.2 --head mlp --epochs 30 --patience 5 "
+      "--output model.h5 --history history.csv"};
+  return tl::cli::run(info, argc, argv, [&](tl::cli::Parser& p) {
+    namespace po = tl::cli::po;
+    tl::TrainRunConfig cfg;
+    std::vector<std::string> train, val;
+    std::string output, history, metrics, plot, head = "linear", pool = "flatten",
+                                                optimizer = "adam", class_weight = "none";
+    float lr = 0, momentum = 0, weight_decay = 0, dropout = 0.5f;
+    double memory_gb = 0;
+    int threads = 0;
+    auto& o = cfg.options;
+    o.epochs = 20;
+    po::options_description data("Data");
+    data.add_options()("train", po::value(&train)->composing()->value_name("FILE.h5"),
+                       "training features from tl-extract (repeat to concatenate files)")(
+        "val", po::value(&val)->composing()->value_name("FILE.h5"), "validation features")(
+        "val-split", po::value(&cfg.val_split)->default_value(0.0)->value_name("F"),
+        "hold out this stratified fraction of --train for validation instead")(
+        "memory-limit", po::value(&memory_gb)->default_value(0.0)->value_name("GB"),
+        "load features in memory up to this size, stream from HDF5 above it (0 = half the RAM)");
+    po::options_description model("Model");
+    model.add_options()(
+        "head", po::value(&head)->default_value(head)->value_name("linear|mlp"),
+        "linear: Dense(C, softmax); mlp: Dense(hidden, relu) -> Dropout -> Dense(C, softmax)")(
+        "pool", po::value(&pool)->default_value(pool)->value_name("flatten|avg|max"),
+        "Flatten (Keras's (h, w, c) order) or global pooling over H and W")(
+        "hidden", po::value(&cfg.head.hidden)->default_value(256)->value_name("N"),
+        "mlp hidden units")("dropout", po::value(&dropout)->default_value(0.5f)->value_name("RATE"),
+                            "mlp dropout rate");
+    po::options_description fit("Training");
+    fit.add_options()(
+        "optimizer",
+        po::value(&optimizer)->default_value(optimizer)->value_name("adam|sgd|rmsprop"),
+        "Keras's update rules and defaults")(
+        "lr", po::value(&lr)->default_value(0.f)->value_name("X"),
+        "learning rate (0 = Keras's default: adam/rmsprop 1e-3, sgd 1e-2)")(
+        "momentum", po::value(&momentum)->default_value(0.f)->value_name("X"), "sgd momentum")(
+        "weight-decay", po::value(&weight_decay)->default_value(0.f)->value_name("X"),
+        "L2 on kernels")("epochs", po::value(&o.epochs)->default_value(o.epochs)->value_name("N"),
+                         "epochs")(
+        "batch", po::value(&o.batch)->default_value(o.batch)->value_name("N"), "batch size")(
+        "patience", po::value(&o.patience)->default_value(0)->value_name("N"),
+        "early stopping on val_loss after N epochs without improvement (0 = off); the best "
+        "epoch's weights are kept")(
+        "class-weight",
+        po::value(&class_weight)->default_value(class_weight)->value_name("none|balanced"),
+        "balanced: weight classes by n / (classes * count)")(
+        "seed", po::value(&o.seed)->default_value(0)->value_name("N"),
+        "initialisation, shuffling, dropout and validation split (same seed and threads: "
+        "bit-identical model)")("threads", po::value(&threads)->default_value(0)->value_name("N"),
+                                "threads (0 = all cores)");
+    po::options_description out("Output");
+    out.add_options()("output", po::value(&output)->value_name("MODEL.h5"), "the model file")(
+        "history", po::value(&history)->value_name("FILE.csv"),
+        "per-epoch log (Keras CSVLogger format)")(
+        "metrics-json", po::value(&metrics)->value_name("FILE"), "final metrics as JSON")(
+        "plot", po::value(&plot)->value_name("FILE.png"),
+        "training curves (default: MODEL.curves.png)")("quiet", po::bool_switch(&cfg.quiet),
+                                                       "no per-epoch lines");
+    p.add(data);
+    p.add(model);
+    p.add(fit);
+    p.add(out);
+    if (!p.parse()) return 0;
+    for (const auto& f : train) cfg.train.emplace_back(f);
+    for (const auto& f : val) cfg.val.emplace_back(f);
+    cfg.output = output;
+    cfg.history_csv = history;
+    cfg.metrics_json = metrics;
+    cfg.plot = plot;
+    cfg.head.kind =
+        tl::cli::parse_option("--head", head, [](auto& s) { return tl::parse_head_kind(s); });
+    cfg.head.pool =
+        tl::cli::parse_option("--pool", pool, [](auto& s) { return tl::parse_pool(s); });
+    cfg.head.dropout = dropout;
+    o.optimizer.kind = tl::cli::parse_option("--optimizer", optimizer,
+                                             [](auto& s) { return tl::parse_optimizer(s); });
+    o.optimizer.learning_rate = lr;
+    o.optimizer.momentum = momentum;
+    o.optimizer.weight_decay = weight_decay;
+    o.class_weighting = tl::cli::parse_option("--class-weight", class_weight,
+                                              [](auto& s) { return tl::parse_class_weighting(s); });
+    if (memory_gb < 0) throw tl::UsageError("--memory-limit: must be >= 0");
+    cfg.memory_limit = static_cast<std::uint64_t>(memory_gb * (1ull << 30));
+    tl::cli::set_threads(threads);
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    const tl::TrainRunSummary s = tl::run_training(cfg, std::cerr, &g_stop);
+    std::cerr << fmt::format("model: {}\ncurves: {}\n", s.model.string(), s.plot.string());
+    if (!cfg.history_csv.empty()) std::cerr << "history: " << cfg.history_csv.string() << "\n";
+    return g_stop ? 130 : 0;
+  });
+}
