@@ -2,9 +2,12 @@
 #include "tl/feature_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -156,6 +159,30 @@ FeatureMeta read_feature_meta(const h5::File& f) {
 
 struct FeatureWriter::Impl {
   fs::path path;
+  int fd = -1;  // the same file, for reserving space before HDF5 writes a batch
+  ~Impl() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  // Allocates room for the next batch before HDF5 touches the file: on a full disk (or a
+  // file-size limit) the batch is refused while the file still holds the last commit
+  // intact. A write that failed inside HDF5 instead could leave it unopenable.
+  void reserve(std::uint64_t bytes) {
+    if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    hsize_t size = 0;
+    h5::call(file.where(), "H5Fget_filesize", H5Fget_filesize, file.id(), &size);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0)
+      throw Error(fmt::format("'{}': cannot reopen the output to reserve space: {}", path.string(),
+                              std::strerror(errno)));
+    const off_t end = static_cast<off_t>(std::max<std::uint64_t>(size, st.st_size) + bytes);
+    if (const int rc = ::posix_fallocate(fd, 0, end); rc != 0)
+      throw Error(
+          fmt::format("'{}': no room for the next batch ({}; {} MiB more needed). The {} "
+                      "rows committed so far are intact: free space and run the same "
+                      "command to resume",
+                      path.string(), std::strerror(rc), bytes >> 20, meta.rows_done));
+  }
   FeatureMeta meta;
   h5::File file;
   h5::Dataset features, labels, paths, failed;
@@ -231,6 +258,13 @@ void FeatureWriter::commit(const FeatureBatch& b) {
   if (b.labels.size() != b.rows || b.paths.size() != b.rows ||
       b.failed_paths.size() != b.failed_reasons.size())
     throw Error("FeatureWriter::commit: batch arrays disagree in length");
+  // The batch's bytes, a new chunk of each dataset, and room for HDF5's own metadata.
+  std::uint64_t bytes = (4ull << 20) + b.rows * static_cast<std::uint64_t>(m.row_elements()) * 4;
+  for (const auto& p : b.paths) bytes += p.size() + 32;
+  for (size_t i = 0; i < b.failed_paths.size(); ++i)
+    bytes += b.failed_paths[i].size() + b.failed_reasons[i].size() + 64;
+  bytes += 2 * chunk_rows(m.row_elements(), m.dtype) * m.row_elements() * 4;
+  impl_->reserve(bytes);
   if (b.rows > 0) {
     impl_->features.append_rows<float>(
         std::span<const float>(b.features, b.rows * static_cast<size_t>(m.row_elements())));

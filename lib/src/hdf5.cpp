@@ -14,6 +14,11 @@ namespace fs = std::filesystem;
 // ---- errors -------------------------------------------------------------------------------
 
 void quiet_errors() {
+  // No atexit cleanup: after a failed write (a full disk) HDF5 1.10.8 crashes in its exit
+  // handler closing the damaged file. tlkit closes every file it opens through RAII and
+  // flushes what it commits, so the handler has nothing left to do. Must precede init.
+  static const bool no_atexit = (H5dont_atexit(), true);
+  (void)no_atexit;
   // HDF5 keeps this setting per thread in thread-safe builds (Debian's is one).
   thread_local bool quiet = false;
   if (!quiet) {
