@@ -91,9 +91,12 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec)
+  if (ec) {
+    std::error_code ignored;
+    fs::remove(tmp, ignored);  // no half-done save left behind
     throw Error(
         fmt::format("cannot move the model into place at '{}': {}", path.string(), ec.message()));
+  }
 }
 
 Model load_model(const fs::path& path) {

@@ -60,7 +60,13 @@ std::map<std::string, std::string> training_record(const TrainRunConfig& c, cons
   return t;
 }
 
-void require_labels(const FeatureFileSource& s, const char* what) {
+void require_labels(const FeatureFileSource& s, const char* what,
+                    const std::vector<fs::path>& files) {
+  if (s.rows() == 0) {
+    std::vector<std::string> names;
+    for (const auto& f : files) names.push_back(f.string());
+    throw Error(fmt::format("{} features '{}' hold no rows", what, fmt::join(names, "', '")));
+  }
   if (!s.all_labeled()) {
     for (size_t i = 0; i < s.rows(); ++i)
       if (s.labels()[i] < 0)
@@ -88,7 +94,7 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
   const std::uint64_t limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit();
 
   FeatureFileSource all(cfg.train, limit);
-  require_labels(all, "training");
+  require_labels(all, "training", cfg.train);
   log << "train: " << all.describe() << "\n";
   if (!all.meta().weights_pretrained)
     log << "warning: these features come from random VGG16 weights (" << all.meta().weights
@@ -100,7 +106,7 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
   FeatureSource* val_src = nullptr;
   if (!cfg.val.empty()) {
     val_files = std::make_unique<FeatureFileSource>(cfg.val, limit);
-    require_labels(*val_files, "validation");
+    require_labels(*val_files, "validation", cfg.val);
     check_features_fit({.head = {}, .classes = all.classes(), .features = all.meta()},
                        val_files->meta(), cfg.val.front(), false);
     val_src = val_files.get();

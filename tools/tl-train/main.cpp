@@ -84,6 +84,12 @@ int main(int argc, char** argv) {
     p.add(fit);
     p.add(out);
     if (!p.parse()) return 0;
+    // Checked before any feature file is read, naming the option.
+    if (o.epochs < 1)
+      throw tl::UsageError(fmt::format("--epochs: {} (must be at least 1)", o.epochs));
+    if (o.batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", o.batch));
+    if (o.patience < 0)
+      throw tl::UsageError(fmt::format("--patience: {} (must be >= 0)", o.patience));
     for (const auto& f : train) cfg.train.emplace_back(f);
     for (const auto& f : val) cfg.val.emplace_back(f);
     cfg.output = output;

@@ -1,0 +1,432 @@
+// The built command-line tools as a user runs them: --help and --version, exit codes (0 ok,
+// 1 failure, 2 usage error, 3 some images skipped), messages that name the option or the file,
+// and tl-extract -> tl-train -> tl-predict as separate processes.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "image_fixtures.hpp"
+
+extern char** environ;
+
+namespace tl {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+const std::vector<std::string> kTools{"tl-extract", "tl-train", "tl-predict", "tl-forward"};
+
+struct ToolRun {
+  int code = -1;    // exit status; 128 + signal when killed
+  std::string out;  // stdout and stderr, interleaved
+};
+
+// Runs a tool from the build tree with `args` (no shell), capturing stdout and stderr.
+ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args) {
+  std::vector<std::string> all{(fs::path(TL_TOOLS_DIR) / tool).string()};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(fds[1]);
+  ToolRun r;
+  if (rc != 0) {
+    close(fds[0]);
+    ADD_FAILURE() << "cannot run " << argv[0] << ": " << std::strerror(rc);
+    return r;
+  }
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    r.out.append(buf, static_cast<size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+// "tl-x a b" for messages.
+std::string describe(const std::string& tool, const std::vector<std::string>& args) {
+  std::string s = tool;
+  for (const auto& a : args) s += " " + a;
+  return s;
+}
+
+// Small, fast network settings: 32x32 inputs cut at block2_pool, random weights.
+std::vector<std::string> small_net(const std::string& seed = "random:3") {
+  return {"--weights",   seed,      "--size", "32",        "--layer",
+          "block2_pool", "--batch", "4",      "--threads", "2"};
+}
+
+std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// ---- --help and --version -------------------------------------------------------------------
+
+TEST(Tools, HelpPrintsEveryGroupAndAnExample) {
+  const std::map<std::string, std::vector<std::string>> groups{
+      {"tl-extract", {"General:", "Input and output:", "Network:", "Images:", "Running:"}},
+      {"tl-train", {"General:", "Data:", "Model:", "Training:", "Output:"}},
+      {"tl-predict", {"General:", "Input:", "Output:"}},
+      {"tl-forward", {"General:", "Network:", "Timing:"}},
+  };
+  for (const auto& tool : kTools) {
+    SCOPED_TRACE(tool);
+    for (const char* flag : {"--help", "-h"}) {
+      const ToolRun r = run_tool(tool, {flag});
+      EXPECT_EQ(r.code, 0) << r.out;
+      EXPECT_HAS(r.out, "Usage: " + tool + " ");
+      for (const auto& g : groups.at(tool)) EXPECT_HAS(r.out, "\n" + g + "\n");
+      EXPECT_HAS(r.out, "\nExample:\n  " + tool + " --");
+      EXPECT_HAS(r.out, "--help");
+      EXPECT_HAS(r.out, "--version");
+    }
+  }
+}
+
+// Two option groups of one tool must not register the same flag. Boost.Program_options accepts
+// the duplicate when the groups are added and does not notice it at --help time either (--help
+// alone exits 0 with both listed); it throws ("option '--x' is ambiguous and matches different
+// versions of '--x'") only when a user passes that flag. So this test checks that --help lists
+// every flag once, then passes every listed flag together (valued ones as --flag=1, switches
+// bare) with --help: the parse must succeed.
+TEST(Tools, NoFlagIsRegisteredTwice) {
+  // "  --name VALUE  ...", "  --switch     ...", "  -h [ --help ]  ...".
+  const std::regex flag_line(R"(^  (?:-\w \[ )?--([a-z0-9-]+)( [^ \]])?)");
+  for (const auto& tool : kTools) {
+    SCOPED_TRACE(tool);
+    const ToolRun r = run_tool(tool, {"--help"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::istringstream in(r.out);
+    std::map<std::string, int> seen;
+    std::vector<std::string> every{};
+    for (std::string line; std::getline(in, line);) {
+      std::smatch m;
+      if (!std::regex_search(line, m, flag_line)) continue;
+      if (++seen[m[1]] > 1 || m[1] == "help" || m[1] == "version") continue;
+      every.push_back("--" + m[1].str() + (m[2].matched ? "=1" : ""));
+    }
+    EXPECT_GE(seen.size(), 6u) << r.out;  // the listing was parsed
+    for (const auto& [flag, count] : seen) EXPECT_EQ(count, 1) << "--" << flag << " twice";
+    every.push_back("--help");
+    const ToolRun all = run_tool(tool, every);
+    EXPECT_EQ(all.code, 0) << describe(tool, every) << "\n" << all.out;
+    EXPECT_HAS(all.out, "Example:");
+  }
+}
+
+TEST(Tools, VersionNamesOneDnnAndTheIsa) {
+  for (const auto& tool : kTools) {
+    SCOPED_TRACE(tool);
+    const ToolRun r = run_tool(tool, {"--version"});
+    EXPECT_EQ(r.code, 0) << r.out;
+    EXPECT_HAS(r.out, tool + " (tlkit) " TL_VERSION);
+    EXPECT_HAS(r.out, "oneDNN ");
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(CPU ISA [a-z0-9_]+)"))) << r.out;
+  }
+}
+
+// ---- usage errors: exit 2 naming the option ---------------------------------------------------
+
+TEST(Tools, UnknownOptionExits2NamingIt) {
+  for (const auto& tool : kTools) {
+    SCOPED_TRACE(tool);
+    const ToolRun r = run_tool(tool, {"--no-such-option", "3"});
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_HAS(r.out, tool + ": error: ");
+    EXPECT_HAS(r.out, "--no-such-option");
+    EXPECT_HAS(r.out, "--help");  // where to look
+  }
+}
+
+struct BadValue {
+  std::string tool;
+  std::vector<std::string> args;
+  std::vector<std::string> says;  // the option, then the accepted values
+};
+
+void expect_usage_error(const BadValue& b) {
+  SCOPED_TRACE(describe(b.tool, b.args));
+  const ToolRun r = run_tool(b.tool, b.args);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_HAS(r.out, b.tool + ": error: ");
+  for (const auto& s : b.says) EXPECT_HAS(r.out, s);
+}
+
+TEST(Tools, BadValuesExit2NamingTheOptionAndTheAcceptedValues) {
+  TempDir d;
+  // Everything else present and valid, so that only the bad value can be reported.
+  const std::vector<std::string> extract{"--images", (d / "imgs").string(), "--output",
+                                         (d / "out.h5").string()};
+  const std::vector<std::string> train{"--train", (d / "t.h5").string(), "--output",
+                                       (d / "m.h5").string()};
+  const std::vector<std::string> predict{"--model",    (d / "m.h5").string(),
+                                         "--features", (d / "t.h5").string(),
+                                         "--output",   (d / "p.csv").string()};
+  const std::vector<BadValue> cases{
+      {"tl-extract",
+       extract + std::vector<std::string>{"--precision", "fp64"},
+       {"--precision", "'fp64'", "f32, bf16"}},
+      {"tl-forward", {"--precision", "fp64"}, {"--precision", "f32, bf16"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--layer", "block9_pool"},
+       {"--layer", "'block9_pool'", "block1_conv1", "block5_pool"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--size", "12xa"},
+       {"--size", "'12xa'", "N or HxW"}},
+      {"tl-extract", extract + std::vector<std::string>{"--size", "0"}, {"--size", "'0'"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--resize", "cubic"},
+       {"--resize", "'cubic'", "nearest, bilinear, area, crop"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--preprocess", "keras"},
+       {"--preprocess", "'keras'", "caffe, torch, tf, rescale, none"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--pool", "mean"},
+       {"--pool", "'mean'", "none, avg, max"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--dtype", "f64"},
+       {"--dtype", "'f64'", "f32, f16"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--schedule", "fast"},
+       {"--schedule", "'fast'", "shared-net, net-per-thread"}},
+      {"tl-extract",
+       extract + std::vector<std::string>{"--algo", "fft"},
+       {"--algo", "'fft'", "direct"}},
+      {"tl-extract", extract + std::vector<std::string>{"--shard", "4/4"}, {"--shard", "0..3"}},
+      {"tl-extract", extract + std::vector<std::string>{"--shard", "x"}, {"--shard"}},
+      {"tl-extract", extract + std::vector<std::string>{"--batch", "0"}, {"--batch", "at least 1"}},
+      {"tl-extract", extract + std::vector<std::string>{"--batch", "many"}, {"--batch", "many"}},
+      {"tl-extract", extract + std::vector<std::string>{"--threads", "-1"}, {"--threads"}},
+      {"tl-train",
+       train + std::vector<std::string>{"--pool", "mean"},
+       {"--pool", "'mean'", "flatten, avg, max"}},
+      {"tl-train",
+       train + std::vector<std::string>{"--head", "cnn"},
+       {"--head", "'cnn'", "linear, mlp"}},
+      {"tl-train",
+       train + std::vector<std::string>{"--optimizer", "adagrad"},
+       {"--optimizer", "'adagrad'", "adam, sgd, rmsprop"}},
+      {"tl-train",
+       train + std::vector<std::string>{"--class-weight", "auto"},
+       {"--class-weight", "'auto'", "none, balanced"}},
+      {"tl-train", train + std::vector<std::string>{"--batch", "0"}, {"--batch", "at least 1"}},
+      {"tl-train", train + std::vector<std::string>{"--epochs", "0"}, {"--epochs", "at least 1"}},
+      {"tl-train",
+       train + std::vector<std::string>{"--val-split", "1.5"},
+       {"--val-split", "[0, 1)"}},
+      {"tl-train", train + std::vector<std::string>{"--memory-limit", "-1"}, {"--memory-limit"}},
+      {"tl-predict", predict + std::vector<std::string>{"--batch", "0"}, {"--batch", "at least 1"}},
+      {"tl-forward", {"--batch", "0"}, {"--batch", "at least 1"}},
+      {"tl-forward", {"--iters", "0"}, {"--iters", "at least 1"}},
+      {"tl-forward", {"--layer", "block9_pool"}, {"--layer", "block5_pool"}},
+  };
+  for (const auto& c : cases) expect_usage_error(c);
+  // None of these got far enough to write anything.
+  EXPECT_TRUE(fs::is_empty(d.path()));
+}
+
+// An input size below VGG16's 32x32 is a bad --size value like the others: the message should
+// name the option (today it says "input size 16x16 is below VGG16's minimum of 32x32").
+TEST(Tools, SizeBelowTheMinimumNamesTheOption) {
+  TempDir d;
+  expect_usage_error(
+      {"tl-extract",
+       {"--images", (d / "imgs").string(), "--output", (d / "o.h5").string(), "--size", "16"},
+       {"--size", "16", "32x32"}});
+  expect_usage_error({"tl-forward", {"--size", "16"}, {"--size", "16", "32x32"}});
+}
+
+TEST(Tools, MissingRequiredOptionsExit2NamingThem) {
+  TempDir d;
+  const std::string out = (d / "o.h5").string(), imgs = (d / "imgs").string();
+  const std::vector<BadValue> cases{
+      {"tl-extract", {"--output", out}, {"--images", "required"}},
+      {"tl-extract", {}, {"--images"}},
+      {"tl-extract", {"--images", imgs}, {"--output", "required"}},
+      {"tl-train", {"--output", out}, {"--train"}},
+      {"tl-train", {"--train", out}, {"--output", "required"}},
+      {"tl-predict", {"--features", out, "--output", out}, {"--model", "required"}},
+      {"tl-predict", {"--model", out, "--output", out}, {"--features", "--images"}},
+  };
+  for (const auto& c : cases) expect_usage_error(c);
+}
+
+// ---- running ----------------------------------------------------------------------------------
+
+TEST(Tools, MissingFilesExit1NamingTheFile) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  const std::string missing = (d / "missing.h5").string();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases{
+      {"tl-train", {"--train", missing, "--output", (d / "m.h5").string()}},
+      {"tl-predict",
+       {"--model", missing, "--features", missing, "--output", (d / "p.csv").string()}},
+      {"tl-extract", std::vector<std::string>{"--images", (d / "imgs").string(), "--output",
+                                              (d / "o.h5").string(), "--weights", missing, "--size",
+                                              "32", "--layer", "block1_pool"}},
+      {"tl-extract", std::vector<std::string>{"--images", (d / "no-such-folder").string(),
+                                              "--output", (d / "o.h5").string()} +
+                         small_net()},
+      {"tl-forward", {"--weights", missing, "--size", "32"}},
+  };
+  for (const auto& [tool, args] : cases) {
+    SCOPED_TRACE(describe(tool, args));
+    const ToolRun r = run_tool(tool, args);
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_HAS(r.out, tool + ": error: ");
+    EXPECT_TRUE(r.out.find("missing.h5") != std::string::npos ||
+                r.out.find("no-such-folder") != std::string::npos)
+        << r.out;
+  }
+  EXPECT_FALSE(fs::exists(d / "o.h5"));
+  EXPECT_FALSE(fs::exists(d / "m.h5"));
+}
+
+TEST(Tools, ExtractSkipsACorruptImageExits3AndLeavesACompleteOutputAlone) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 2);
+  testing::write_text(d / "imgs" / "b" / "corrupt.png", "not a png at all");
+  const auto args = std::vector<std::string>{"--images", (d / "imgs").string(), "--output",
+                                             (d / "out.h5").string(), "--quiet"} +
+                    small_net();
+  const ToolRun r = run_tool("tl-extract", args);
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_HAS(r.out, "skipped 'b/corrupt.png'");  // printed even with --quiet
+  EXPECT_HAS(r.out, "1 failed");
+  EXPECT_HAS(r.out, "holds 4 rows");
+  const auto stamp = fs::last_write_time(d / "out.h5");
+
+  const ToolRun again = run_tool("tl-extract", args);
+  EXPECT_EQ(again.code, 3) << again.out;  // the finished file still holds a skipped image
+  EXPECT_HAS(again.out, "already complete");
+  EXPECT_HAS(again.out, "4 rows, 1 failed");
+  EXPECT_EQ(fs::last_write_time(d / "out.h5"), stamp);
+
+  // The same output with other options is refused as a usage error naming the difference.
+  const ToolRun other =
+      run_tool("tl-extract", std::vector<std::string>{"--images", (d / "imgs").string(), "--output",
+                                                      (d / "out.h5").string()} +
+                                 small_net("random:4"));
+  EXPECT_EQ(other.code, 2) << other.out;
+  EXPECT_HAS(other.out, "weights");
+  EXPECT_HAS(other.out, "--overwrite");
+}
+
+// tl-extract -> tl-train -> tl-predict, each a separate process: the model file written by one
+// run is all the next one needs.
+TEST(Tools, ExtractTrainPredictPipeline) {
+  TempDir d;
+  testing::make_class_folders(d / "train", {"ant", "bee"}, 4);
+  testing::make_class_folders(d / "test", {"ant", "bee"}, 2, 30, 36);
+  const std::string train_h5 = (d / "train.h5").string(), test_h5 = (d / "test.h5").string(),
+                    model = (d / "model.h5").string();
+  for (const auto& [imgs, out] :
+       {std::pair{d / "train", train_h5}, std::pair{d / "test", test_h5}}) {
+    const ToolRun r = run_tool("tl-extract", std::vector<std::string>{"--images", imgs.string(),
+                                                                      "--output", out, "--quiet"} +
+                                                 small_net());
+    ASSERT_EQ(r.code, 0) << r.out;
+  }
+
+  ToolRun r = run_tool("tl-train", {"--train", train_h5, "--val-split", "0.25", "--epochs", "3",
+                                    "--batch", "4", "--seed", "3", "--threads", "2", "--output",
+                                    model, "--history", (d / "history.csv").string(),
+                                    "--metrics-json", (d / "train.json").string(), "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_HAS(r.out, "model: " + model);
+  EXPECT_HAS(r.out, "NOT pretrained");  // random weights are called out
+  EXPECT_TRUE(fs::exists(d / "model.curves.png"));
+  EXPECT_EQ(testing::read_bytes(d / "history.csv").substr(0, 42),
+            "epoch,accuracy,loss,val_accuracy,val_loss\n");
+  EXPECT_HAS(testing::read_bytes(d / "train.json"), "\"val_accuracy\"");
+
+  // Training --val together with --val-split is a usage error.
+  r = run_tool("tl-train", {"--train", train_h5, "--val", test_h5, "--val-split", "0.2", "--output",
+                            (d / "other.h5").string()});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_HAS(r.out, "--val-split");
+
+  const std::string from_features = (d / "f.csv").string(), from_images = (d / "i.csv").string();
+  r = run_tool("tl-predict", {"--model", model, "--features", test_h5, "--output", from_features,
+                              "--top-k", "2", "--metrics-json", (d / "m.json").string()});
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_HAS(r.out, "4 predictions");
+  EXPECT_HAS(r.out, "accuracy: ");
+  EXPECT_TRUE(fs::exists(d / "f.confusion.png"));
+  EXPECT_HAS(testing::read_bytes(d / "m.json"), "\"confusion_matrix\"");
+  r = run_tool("tl-predict",
+               {"--model", model, "--images", (d / "test").string(), "--output", from_images,
+                "--top-k", "2", "--batch", "4", "--threads", "2", "--quiet"});
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string csv = testing::read_bytes(from_features);
+  EXPECT_TRUE(csv.starts_with("path,label,predicted,probability,top2,top2_probability\n")) << csv;
+  EXPECT_EQ(csv, testing::read_bytes(from_images));
+
+  // --top-k beyond the model's classes; other VGG16 weights; --force.
+  r = run_tool("tl-predict", {"--model", model, "--features", test_h5, "--output", from_features,
+                              "--top-k", "3"});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_HAS(r.out, "--top-k");
+  r = run_tool("tl-predict", {"--model", model, "--features", test_h5, "--output", from_features,
+                              "--top-k", "0"});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_HAS(r.out, "--top-k");
+  const auto other_weights = std::vector<std::string>{"--model",   model,
+                                                      "--images",  (d / "test").string(),
+                                                      "--output",  (d / "w.csv").string(),
+                                                      "--weights", "random:5",
+                                                      "--batch",   "4",
+                                                      "--threads", "2",
+                                                      "--quiet"};
+  r = run_tool("tl-predict", other_weights);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_HAS(r.out, "random:5");
+  EXPECT_HAS(r.out, "--force");
+  EXPECT_FALSE(fs::exists(d / "w.csv"));
+  r = run_tool("tl-predict", other_weights + std::vector<std::string>{"--force"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(d / "w.csv"));
+
+  // A feature file where a model is expected, and the other way round.
+  r = run_tool("tl-predict",
+               {"--model", test_h5, "--features", test_h5, "--output", from_features});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_HAS(r.out, "test.h5");
+  EXPECT_HAS(r.out, "--features");
+  r = run_tool("tl-train", {"--train", model, "--output", (d / "x.h5").string()});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_HAS(r.out, "model.h5");
+}
+
+}  // namespace
+}  // namespace tl

@@ -1,0 +1,868 @@
+// tl-train's and tl-predict's engines end to end: synthetic feature files written with
+// FeatureWriter (linearly separable, so a linear head must learn them), and image folders run
+// through tl-extract. Training (determinism, validation, history, metrics, plots, the stop
+// flag, streaming), the model file (round trip, atomic save, every broken-file error),
+// prediction (CSV, top-k, metrics, images == extract + features) and every mismatch error.
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "image_fixtures.hpp"
+#include "tl/error.hpp"
+#include "tl/extract.hpp"
+#include "tl/feature_file.hpp"
+#include "tl/feature_file_source.hpp"
+#include "tl/hdf5.hpp"
+#include "tl/model_file.hpp"
+#include "tl/predict_run.hpp"
+#include "tl/report.hpp"
+#include "tl/train_run.hpp"
+
+namespace tl {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// Runs f, which must throw tl::UsageError; returns the message.
+template <class F>
+std::string usage_error_of(F&& f) {
+  try {
+    f();
+  } catch (const UsageError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not a UsageError: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "no tl::UsageError thrown";
+  return "";
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+bool is_png(const fs::path& p) {
+  return testing::read_bytes(p).rfind("\x89PNG\r\n\x1a\n", 0) == 0;
+}
+
+// ---- synthetic feature files ----------------------------------------------------------------
+
+const std::vector<std::string> kClasses{"ant", "bee", "cat"};
+
+// What tl-extract would record for block2_pool features of 32x32 images with random:3 weights;
+// rows of {2, 2, 8} (pool none) or {8} (pool avg).
+FeatureMeta synth_meta(std::vector<std::int64_t> shape = {2, 2, 8},
+                       std::vector<std::string> classes = kClasses) {
+  FeatureMeta m;
+  m.layer = "block2_pool";
+  m.input_height = m.input_width = 32;
+  m.pool = shape.size() == 1 ? "avg" : "none";
+  m.weights = "random:3";
+  m.feature_shape = std::move(shape);
+  m.classes = std::move(classes);
+  m.images_root = "/synthetic";
+  m.tool_version = "test";
+  return m;
+}
+
+struct Rows {
+  std::vector<float> x;
+  std::vector<std::int32_t> labels;
+  std::vector<std::string> paths;
+};
+
+// `per_class` rows of each class: feature k is 3 + noise when k % classes == label, else noise
+// in [-0.5, 0.5): linearly separable with a wide margin. Labels -1 when !labeled.
+Rows separable(const FeatureMeta& m, int per_class, std::uint32_t seed, bool labeled = true) {
+  const int classes = static_cast<int>(std::max<size_t>(m.classes.size(), 3));
+  const auto n = static_cast<size_t>(m.row_elements());
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> noise(-0.5f, 0.5f);
+  Rows r;
+  for (int c = 0; c < classes; ++c)
+    for (int i = 0; i < per_class; ++i) {
+      for (size_t k = 0; k < n; ++k)
+        r.x.push_back(noise(rng) + (static_cast<int>(k) % classes == c ? 3.f : 0.f));
+      r.labels.push_back(labeled ? c : -1);
+      r.paths.push_back(fmt::format("c{}/img{}.png", c, i));
+    }
+  return r;
+}
+
+void write_features(const fs::path& p, FeatureMeta m, const Rows& r, bool complete = true) {
+  m.entries_total = static_cast<std::int64_t>(r.labels.size());
+  auto w = FeatureWriter::create(p, m, /*overwrite=*/true);
+  w.commit({.features = r.x.data(),
+            .rows = r.labels.size(),
+            .labels = r.labels,
+            .paths = r.paths,
+            .failed_paths = {},
+            .failed_reasons = {},
+            .entries = static_cast<std::int64_t>(r.labels.size())});
+  if (complete) w.finish();
+}
+
+// A small, fast, deterministic training setup over `train`.
+TrainRunConfig train_config(const fs::path& train, const fs::path& output) {
+  TrainRunConfig c;
+  c.train = {train};
+  c.output = output;
+  c.options.epochs = 8;
+  c.options.batch = 8;
+  c.options.seed = 7;
+  c.options.optimizer.learning_rate = 0.01f;
+  c.quiet = true;
+  return c;
+}
+
+TrainRunSummary train_run(const TrainRunConfig& c, const std::atomic<bool>* stop = nullptr) {
+  std::ostringstream log;
+  return run_training(c, log, stop);
+}
+
+PredictRunSummary predict_run(const PredictRunConfig& c) {
+  std::ostringstream log;
+  return run_prediction(c, log);
+}
+
+// The head's weights as the model file holds them.
+std::vector<std::vector<float>> weights_of(const fs::path& model) {
+  return load_model(model).head.weights();
+}
+
+// train.h5 (3 classes x 20 rows), test.h5 (3 x 10, other noise) and a model trained on the
+// first: the setup most prediction tests start from.
+struct Trained {
+  TempDir dir;
+  fs::path train = dir / "train.h5", test = dir / "test.h5", model = dir / "model.h5";
+  Trained() {
+    write_features(train, synth_meta(), separable(synth_meta(), 20, 1));
+    write_features(test, synth_meta(), separable(synth_meta(), 10, 2));
+    train_run(train_config(train, model));
+  }
+  PredictRunConfig predict_config(const fs::path& features, const std::string& out) const {
+    PredictRunConfig c;
+    c.model = model;
+    c.features = features;
+    c.output = dir / out;
+    c.quiet = true;
+    return c;
+  }
+};
+
+// ---- training -------------------------------------------------------------------------------
+
+TEST(TrainRun, LinearHeadLearnsSeparableFeaturesAndWritesEveryOutput) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 20, 1));
+  write_features(d / "test.h5", synth_meta(), separable(synth_meta(), 10, 2));
+  auto c = train_config(d / "train.h5", d / "model.h5");
+  c.val_split = 0.25;
+  c.history_csv = d / "history.csv";
+  c.metrics_json = d / "metrics.json";
+  const TrainRunSummary s = train_run(c);
+  EXPECT_EQ(s.model, d / "model.h5");
+  EXPECT_TRUE(fs::exists(d / "model.h5"));
+  EXPECT_FALSE(fs::exists(d / "model.h5.tmp"));
+  EXPECT_TRUE(s.in_memory);
+  ASSERT_EQ(s.result.history.size(), 8u);
+  EXPECT_GT(s.result.best_epoch, 0);
+  EXPECT_GE(s.result.history.back().accuracy, 0.99);
+
+  // Held-out rows of the same distribution are classified correctly.
+  PredictRunConfig p;
+  p.model = d / "model.h5";
+  p.features = d / "test.h5";
+  p.output = d / "pred.csv";
+  p.quiet = true;
+  const auto ps = predict_run(p);
+  ASSERT_TRUE(ps.accuracy.has_value());
+  EXPECT_GE(*ps.accuracy, 0.99);
+
+  // History: Keras CSVLogger's header, epochs from 0, val columns filled.
+  const auto h = lines_of(testing::read_bytes(d / "history.csv"));
+  ASSERT_EQ(h.size(), 9u);
+  EXPECT_EQ(h[0], "epoch,accuracy,loss,val_accuracy,val_loss");
+  EXPECT_EQ(h[1].substr(0, 2), "0,");
+  EXPECT_EQ(h[8].substr(0, 2), "7,");
+  EXPECT_EQ(std::count(h[1].begin(), h[1].end(), ','), 4);
+  EXPECT_EQ(h[1].find(",,"), std::string::npos);  // val columns present
+
+  const std::string j = testing::read_bytes(d / "metrics.json");
+  EXPECT_EQ(j.front(), '{');
+  EXPECT_EQ(j.substr(j.find_last_not_of("\n"), 1), "}");
+  for (const char* key : {"\"val_accuracy\"", "\"val_loss\"", "\"best_epoch\"", "\"epochs_run\": 8",
+                          "\"data_mode\": \"in-memory\""})
+    EXPECT_HAS(j, key);
+  // Curves default to <output stem>.curves.png.
+  EXPECT_EQ(s.plot, d / "model.curves.png");
+  EXPECT_TRUE(is_png(d / "model.curves.png"));
+}
+
+TEST(TrainRun, SameSeedIsBitIdenticalOtherSeedDiffers) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 20, 1));
+  auto c = train_config(d / "train.h5", d / "a.h5");
+  c.val_split = 0.2;
+  c.head.kind = HeadKind::mlp;  // dropout and the split use the seed too
+  c.head.hidden = 6;
+  c.head.dropout = 0.3f;
+  train_run(c);
+  c.output = d / "b.h5";
+  train_run(c);
+  c.output = d / "c.h5";
+  c.options.seed = 8;
+  train_run(c);
+  const auto a = weights_of(d / "a.h5"), b = weights_of(d / "b.h5"), o = weights_of(d / "c.h5");
+  ASSERT_EQ(a.size(), 4u);  // fc1 kernel, bias; predictions kernel, bias
+  EXPECT_EQ(a, b);          // exact float equality
+  EXPECT_NE(a, o);
+}
+
+TEST(TrainRun, ValidationFileOrSplitButNotBoth) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 12, 1));
+  write_features(d / "val.h5", synth_meta(), separable(synth_meta(), 4, 2));
+  auto c = train_config(d / "train.h5", d / "m.h5");
+  c.options.epochs = 3;
+  c.val = {d / "val.h5"};
+  std::ostringstream log;
+  const auto s = run_training(c, log);
+  EXPECT_HAS(log.str(), "validation: 1 file, 12 rows");
+  ASSERT_EQ(s.result.history.size(), 3u);
+  EXPECT_TRUE(s.result.history[0].has_val);
+  EXPECT_EQ(load_model(d / "m.h5").info.training.at("val_files"), (d / "val.h5").string());
+
+  c.val = {};
+  c.val_split = 0.25;
+  std::ostringstream log2;
+  const auto s2 = run_training(c, log2);
+  EXPECT_HAS(log2.str(), "9 rows held out of 36");
+  EXPECT_TRUE(s2.result.history[0].has_val);
+
+  c.val = {d / "val.h5"};
+  const auto msg = usage_error_of([&] { train_run(c); });
+  EXPECT_HAS(msg, "--val");
+  EXPECT_HAS(msg, "--val-split");
+  c.val = {};
+  c.val_split = 1;
+  EXPECT_HAS(usage_error_of([&] { train_run(c); }), "--val-split");
+
+  // Without validation: no val columns in the history.
+  c.val_split = 0;
+  c.history_csv = d / "h.csv";
+  train_run(c);
+  const auto h = lines_of(testing::read_bytes(d / "h.csv"));
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h[1].substr(h[1].size() - 2), ",,");
+}
+
+TEST(TrainRun, StopFlagBeforeTrainingStillWritesAModel) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 10, 1));
+  const std::atomic<bool> stop{true};
+  auto c = train_config(d / "train.h5", d / "m.h5");
+  c.val_split = 0.2;
+  const auto s = train_run(c, &stop);
+  EXPECT_TRUE(s.result.interrupted);
+  EXPECT_TRUE(s.result.history.empty());
+  ASSERT_TRUE(fs::exists(d / "m.h5"));
+  const Model m = load_model(d / "m.h5");
+  EXPECT_EQ(m.info.training.at("interrupted"), "1");
+  EXPECT_EQ(m.info.training.at("epochs_run"), "0");
+  EXPECT_EQ(m.info.classes, kClasses);
+}
+
+TEST(TrainRun, StreamingGivesTheSameModelAsInMemory) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 20, 1));
+  write_features(d / "val.h5", synth_meta(), separable(synth_meta(), 5, 2));
+  auto c = train_config(d / "train.h5", d / "mem.h5");
+  c.val = {d / "val.h5"};
+  c.metrics_json = d / "mem.json";
+  const auto mem = train_run(c);
+  c.output = d / "stream.h5";
+  c.metrics_json = d / "stream.json";
+  c.memory_limit = 1;  // one byte: every file is streamed
+  const auto str = train_run(c);
+  EXPECT_TRUE(mem.in_memory);
+  EXPECT_FALSE(str.in_memory);
+  EXPECT_EQ(weights_of(d / "mem.h5"), weights_of(d / "stream.h5"));
+  EXPECT_EQ(load_model(d / "mem.h5").info.training.at("data_mode"), "in-memory");
+  EXPECT_EQ(load_model(d / "stream.h5").info.training.at("data_mode"), "streamed");
+  EXPECT_HAS(testing::read_bytes(d / "stream.json"), "\"data_mode\": \"streamed\"");
+}
+
+TEST(TrainRun, PooledRowsAndGlobalPoolingHeads) {
+  TempDir d;
+  const auto pooled = synth_meta({8});
+  write_features(d / "pooled.h5", pooled, separable(pooled, 10, 1));
+  auto c = train_config(d / "pooled.h5", d / "m.h5");
+  c.options.epochs = 15;  // 8 inputs: fewer weights to move than the 32 of {2, 2, 8}
+  c.options.optimizer.learning_rate = 0.05f;
+  const auto s = train_run(c);
+  EXPECT_GE(s.result.history.back().accuracy, 0.99);
+  const Model m = load_model(d / "m.h5");
+  EXPECT_EQ(m.info.head.input.h, 1);
+  EXPECT_EQ(m.info.head.input.c, 8);
+  EXPECT_EQ(m.info.features.feature_shape, (std::vector<std::int64_t>{8}));
+
+  write_features(d / "full.h5", synth_meta(), separable(synth_meta(), 10, 1));
+  c = train_config(d / "full.h5", d / "avg.h5");
+  c.head.pool = Pool::avg;
+  train_run(c);
+  const Model a = load_model(d / "avg.h5");
+  EXPECT_EQ(a.info.head.pool, Pool::avg);
+  EXPECT_EQ(a.head.features(), 8);
+}
+
+TEST(TrainRunErrors, BadDataIsRefusedNamingTheFile) {
+  TempDir d;
+  // No rows at all: a clear error naming the file, not a crash.
+  write_features(d / "empty.h5", synth_meta(), Rows{});
+  auto msg = testing::error_of([&] { train_run(train_config(d / "empty.h5", d / "m.h5")); });
+  EXPECT_HAS(msg, "empty.h5");
+  EXPECT_HAS(msg, "no rows");
+  EXPECT_FALSE(fs::exists(d / "m.h5"));
+  write_features(d / "some.h5", synth_meta(), separable(synth_meta(), 4, 1));
+  auto with_empty_val = train_config(d / "some.h5", d / "m.h5");
+  with_empty_val.val = {d / "empty.h5"};
+  msg = testing::error_of([&] { train_run(with_empty_val); });
+  EXPECT_HAS(msg, "validation features '" + (d / "empty.h5").string() + "' hold no rows");
+  EXPECT_FALSE(fs::exists(d / "m.h5"));
+
+  write_features(d / "unfinished.h5", synth_meta(), separable(synth_meta(), 4, 1), false);
+  msg = testing::error_of([&] { train_run(train_config(d / "unfinished.h5", d / "m.h5")); });
+  EXPECT_HAS(msg, "unfinished.h5");
+  EXPECT_HAS(msg, "run the same tl-extract command again");
+
+  write_features(d / "unlabeled.h5", synth_meta(), separable(synth_meta(), 4, 1, false));
+  EXPECT_HAS(testing::error_of([&] { train_run(train_config(d / "unlabeled.h5", d / "m.h5")); }),
+             "unlabeled rows");
+
+  auto nan = separable(synth_meta(), 4, 1);
+  nan.x[5 * 32 + 3] = std::numeric_limits<float>::quiet_NaN();  // row 5: c1/img1.png
+  write_features(d / "nan.h5", synth_meta(), nan);
+  for (std::uint64_t limit : {0ull, 1ull}) {  // in memory and streamed
+    auto c = train_config(d / "nan.h5", d / "m.h5");
+    c.memory_limit = limit;
+    msg = testing::error_of([&] { train_run(c); });
+    EXPECT_HAS(msg, "nan.h5");
+    EXPECT_HAS(msg, "c1/img1.png");
+  }
+
+  // Two training files from different layers.
+  auto other = synth_meta();
+  other.layer = "block3_pool";
+  write_features(d / "other.h5", other, separable(other, 4, 1));
+  write_features(d / "ok.h5", synth_meta(), separable(synth_meta(), 4, 1));
+  auto c = train_config(d / "ok.h5", d / "m.h5");
+  c.train.push_back(d / "other.h5");
+  msg = testing::error_of([&] { train_run(c); });
+  EXPECT_HAS(msg, "other.h5");
+  EXPECT_HAS(msg, "layer");
+  // A validation file with other classes.
+  const auto dogs = synth_meta({2, 2, 8}, {"ant", "bee", "dog"});
+  write_features(d / "dogs.h5", dogs, separable(dogs, 2, 1));
+  c = train_config(d / "ok.h5", d / "m.h5");
+  c.val = {d / "dogs.h5"};
+  msg = testing::error_of([&] { train_run(c); });
+  EXPECT_HAS(msg, "dogs.h5");
+  EXPECT_HAS(msg, "classes");
+  EXPECT_FALSE(fs::exists(d / "m.h5"));
+
+  EXPECT_HAS(testing::error_of([&] { train_run(train_config(d / "missing.h5", d / "m.h5")); }),
+             "missing.h5");
+  c = train_config(d / "ok.h5", d / "m.h5");
+  c.options.batch = 0;
+  EXPECT_HAS(usage_error_of([&] { train_run(c); }), "batch");
+  c = train_config(d / "ok.h5", "");
+  EXPECT_HAS(usage_error_of([&] { train_run(c); }), "--output");
+}
+
+// ---- the model file -------------------------------------------------------------------------
+
+TEST(ModelFile, SaveLoadRoundTripsEverything) {
+  TempDir d;
+  const HeadConfig hc{.kind = HeadKind::mlp,
+                      .pool = Pool::max,
+                      .hidden = 5,
+                      .dropout = 0.25f,
+                      .classes = 3,
+                      .input = {1, 2, 2, 8}};
+  DenseHead head(hc, 11);
+  ModelInfo info{.head = hc, .classes = kClasses, .features = synth_meta()};
+  info.features.weights_sha256 = "abc123";
+  info.training = {{"optimizer", "adam"}, {"seed", "11"}, {"train_files", "a.h5\nb.h5"}};
+  save_model(d / "m.h5", info, head);
+  EXPECT_FALSE(fs::exists(d / "m.h5.tmp"));
+
+  const Model m = load_model(d / "m.h5");
+  EXPECT_EQ(m.info.classes, kClasses);
+  const HeadConfig& c = m.info.head;
+  EXPECT_EQ(c.kind, HeadKind::mlp);
+  EXPECT_EQ(c.pool, Pool::max);
+  EXPECT_EQ(c.hidden, 5);
+  EXPECT_EQ(c.dropout, 0.25f);
+  EXPECT_EQ(c.classes, 3);
+  EXPECT_EQ(c.input.h, 2);
+  EXPECT_EQ(c.input.w, 2);
+  EXPECT_EQ(c.input.c, 8);
+  const FeatureMeta& f = m.info.features;
+  EXPECT_EQ(f.layer, "block2_pool");
+  EXPECT_EQ(f.input_height, 32);
+  EXPECT_EQ(f.input_width, 32);
+  EXPECT_EQ(f.preprocess, "caffe");
+  EXPECT_EQ(f.resize, "nearest");
+  EXPECT_EQ(f.pool, "none");
+  EXPECT_EQ(f.feature_shape, (std::vector<std::int64_t>{2, 2, 8}));
+  EXPECT_EQ(f.weights, "random:3");
+  EXPECT_EQ(f.weights_sha256, "abc123");
+  EXPECT_FALSE(f.weights_pretrained);
+  EXPECT_EQ(m.info.training, info.training);
+  EXPECT_EQ(m.info.tool_version, TL_VERSION);
+  EXPECT_FALSE(m.info.created.empty());
+  EXPECT_EQ(m.head.weights(), head.weights());
+
+  // Saving again replaces the file, still through a temporary that does not stay.
+  DenseHead other(hc, 12);
+  save_model(d / "m.h5", info, other);
+  EXPECT_EQ(load_model(d / "m.h5").head.weights(), other.weights());
+  EXPECT_NE(other.weights(), head.weights());
+  EXPECT_FALSE(fs::exists(d / "m.h5.tmp"));
+
+  // A save that cannot be moved into place fails naming the target and leaves no temporary.
+  fs::create_directories(d / "dir.h5" / "x");
+  EXPECT_HAS(testing::error_of([&] { save_model(d / "dir.h5", info, head); }), "dir.h5");
+  EXPECT_FALSE(fs::exists(d / "dir.h5.tmp"));
+  EXPECT_TRUE(fs::is_directory(d / "dir.h5"));
+}
+
+TEST(ModelFile, ModelFromAnEarlierRunReadsBackAndPredictsAsTlPredictDid) {
+  Trained t;
+  // Everything the training run recorded is read back from the file alone.
+  const Model m = load_model(t.model);
+  EXPECT_EQ(m.info.classes, kClasses);
+  EXPECT_EQ(m.info.features.layer, "block2_pool");
+  EXPECT_EQ(m.info.features.weights, "random:3");
+  EXPECT_EQ(m.info.features.feature_shape, (std::vector<std::int64_t>{2, 2, 8}));
+  EXPECT_EQ(m.info.training.at("seed"), "7");
+  EXPECT_EQ(m.info.training.at("epochs"), "8");
+  EXPECT_EQ(m.info.training.at("epochs_run"), "8");
+  EXPECT_EQ(m.info.training.at("optimizer"), "adam");
+  EXPECT_EQ(m.info.training.at("train_files"), t.train.string());
+  EXPECT_EQ(m.info.head.kind, HeadKind::linear);
+
+  // Its probabilities are the ones tl-predict wrote.
+  predict_run(t.predict_config(t.test, "p.csv"));
+  const auto csv = lines_of(testing::read_bytes(t.dir / "p.csv"));
+  FeatureReader r(t.test);
+  ASSERT_EQ(csv.size(), r.rows() + 1);
+  const auto x = r.read_rows(0, r.rows());
+  Model fresh = load_model(t.model);
+  std::vector<float> probs(r.rows() * 3);
+  fresh.head.predict(x.data(), static_cast<int>(r.rows()), probs.data());
+  for (size_t i = 0; i < r.rows(); ++i) {
+    const int best =
+        static_cast<int>(std::max_element(&probs[i * 3], &probs[i * 3 + 3]) - &probs[i * 3]);
+    const std::string p = csv[i + 1].substr(csv[i + 1].rfind(',') + 1);
+    EXPECT_NEAR(std::stod(p), probs[i * 3 + best], 1e-6) << csv[i + 1];
+    EXPECT_HAS(csv[i + 1], "," + kClasses[best] + ",");
+  }
+}
+
+// Copies a saved model and lets `edit` break it.
+template <class F>
+fs::path broken_model(const TempDir& d, const fs::path& good, const std::string& name, F&& edit) {
+  const fs::path p = d / name;
+  fs::copy_file(good, p, fs::copy_options::overwrite_existing);
+  auto f = h5::File::open(p, h5::Mode::read_write);
+  edit(f);
+  return p;
+}
+
+TEST(ModelFile, BrokenOrForeignFilesAreRefusedNamingTheFile) {
+  TempDir d;
+  const HeadConfig hc{.classes = 3, .input = {1, 2, 2, 8}};
+  const DenseHead head(hc, 1);
+  save_model(d / "good.h5", {.head = hc, .classes = kClasses, .features = synth_meta()}, head);
+  ASSERT_NO_THROW(load_model(d / "good.h5"));
+
+  write_features(d / "feats.h5", synth_meta(), separable(synth_meta(), 1, 1));
+  auto msg = testing::error_of([&] { load_model(d / "feats.h5"); });
+  EXPECT_HAS(msg, "feats.h5");
+  EXPECT_HAS(msg, "--features");
+
+  testing::write_text(d / "text.h5", "just some text\n");
+  EXPECT_HAS(testing::error_of([&] { load_model(d / "text.h5"); }), "text.h5");
+  EXPECT_HAS(testing::error_of([&] { load_model(d / "missing.h5"); }), "missing.h5");
+
+  {
+    auto f = h5::File::create(d / "foreign.h5");
+    f.create_dataset("x", h5::DType::f32, {2}).write(std::vector<float>{1, 2});
+  }
+  msg = testing::error_of([&] { load_model(d / "foreign.h5"); });
+  EXPECT_HAS(msg, "foreign.h5");
+  EXPECT_HAS(msg, "not a tlkit model");
+
+  auto p = broken_model(d, d / "good.h5", "nobias.h5",
+                        [](h5::File& f) { f.remove("head/predictions/bias"); });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "nobias.h5");
+  EXPECT_HAS(msg, "head/predictions/bias");
+
+  p = broken_model(d, d / "good.h5", "shape.h5", [](h5::File& f) {
+    f.remove("head/predictions/kernel");
+    f.create_dataset("head/predictions/kernel", h5::DType::f32, {32, 2})
+        .write(std::vector<float>(64, 0.f));
+  });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "shape.h5");
+  EXPECT_HAS(msg, "32x2");
+  EXPECT_HAS(msg, "32x3");
+
+  p = broken_model(d, d / "good.h5", "nan.h5", [](h5::File& f) {
+    std::vector<float> k(96, 0.1f);
+    k[17] = std::numeric_limits<float>::quiet_NaN();
+    f.open_dataset("head/predictions/kernel").write(k);
+  });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "nan.h5");
+  EXPECT_HAS(msg, "NaN");
+
+  p = broken_model(d, d / "good.h5", "names.h5", [](h5::File& f) {
+    f.remove("classes");
+    f.create_dataset("classes", h5::DType::str, {2}).write(std::vector<std::string>{"ant", "bee"});
+  });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "names.h5");
+  EXPECT_HAS(msg, "2 class names");
+
+  p = broken_model(d, d / "good.h5", "kind.h5",
+                   [](h5::File& f) { f.open_group("head").write_attr("kind", "cnn"); });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "kind.h5");
+  EXPECT_HAS(msg, "cnn");
+
+  p = broken_model(d, d / "good.h5", "future.h5",
+                   [](h5::File& f) { f.write_attr("format_version", std::int64_t{99}); });
+  msg = testing::error_of([&] { load_model(p); });
+  EXPECT_HAS(msg, "future.h5");
+  EXPECT_HAS(msg, "newer");
+}
+
+// ---- prediction on features -----------------------------------------------------------------
+
+TEST(PredictRun, CsvMetricsAndConfusionPlot) {
+  Trained t;
+  auto c = t.predict_config(t.test, "pred.csv");
+  c.metrics_json = t.dir / "metrics.json";
+  std::ostringstream log;
+  const auto s = run_prediction(c, log);
+  EXPECT_EQ(s.rows, 30u);
+  EXPECT_EQ(s.failed, 0u);
+  ASSERT_TRUE(s.accuracy.has_value());
+  EXPECT_GE(*s.accuracy, 0.99);
+  EXPECT_HAS(log.str(), "precision");  // the report table
+  EXPECT_HAS(log.str(), "confusion matrix");
+
+  const auto csv = lines_of(testing::read_bytes(t.dir / "pred.csv"));
+  ASSERT_EQ(csv.size(), 31u);
+  EXPECT_EQ(csv[0], "path,label,predicted,probability");
+  EXPECT_TRUE(csv[1].starts_with("c0/img0.png,ant,ant,0.")) << csv[1];  // class names
+  EXPECT_TRUE(csv[30].starts_with("c2/img9.png,cat,cat,")) << csv[30];
+
+  const std::string j = testing::read_bytes(t.dir / "metrics.json");
+  EXPECT_HAS(j, "\"accuracy\": 1");
+  EXPECT_HAS(j, "\"confusion_matrix\": [\n    [10, 0, 0],\n    [0, 10, 0],\n    [0, 0, 10]]");
+  EXPECT_HAS(j, "\"rows\": 30");
+  EXPECT_HAS(j, "\"per_class\"");
+  EXPECT_EQ(s.metrics_json, t.dir / "metrics.json");
+  EXPECT_EQ(s.plot, t.dir / "pred.confusion.png");
+  EXPECT_TRUE(is_png(t.dir / "pred.confusion.png"));
+
+  // An explicit --plot path.
+  c.plot = t.dir / "cm.png";
+  EXPECT_EQ(predict_run(c).plot, t.dir / "cm.png");
+  EXPECT_TRUE(is_png(t.dir / "cm.png"));
+}
+
+TEST(PredictRun, TopKColumnsAndUnlabeledRows) {
+  Trained t;
+  auto c = t.predict_config(t.test, "top2.csv");
+  c.top_k = 2;
+  predict_run(c);
+  const auto csv = lines_of(testing::read_bytes(t.dir / "top2.csv"));
+  EXPECT_EQ(csv[0], "path,label,predicted,probability,top2,top2_probability");
+  ASSERT_EQ(csv.size(), 31u);
+  for (size_t i = 1; i < csv.size(); ++i) {
+    EXPECT_EQ(std::count(csv[i].begin(), csv[i].end(), ','), 5) << csv[i];
+    // The second class is another class, less likely than the first.
+    std::vector<std::string> f;
+    std::istringstream in(csv[i]);
+    for (std::string x; std::getline(in, x, ',');) f.push_back(x);
+    ASSERT_EQ(f.size(), 6u);
+    EXPECT_NE(f[2], f[4]);
+    EXPECT_GE(std::stod(f[3]), std::stod(f[5]));
+  }
+  c.top_k = 3;
+  predict_run(c);
+  EXPECT_EQ(lines_of(testing::read_bytes(t.dir / "top2.csv"))[0],
+            "path,label,predicted,probability,top2,top2_probability,top3,top3_probability");
+
+  // Unlabeled features (a plain image folder: no classes, labels -1): empty label column,
+  // no accuracy, no confusion plot, metrics JSON says null.
+  write_features(t.dir / "unlabeled.h5", synth_meta({2, 2, 8}, {}),
+                 separable(synth_meta({2, 2, 8}, {}), 2, 3, false));
+  c = t.predict_config(t.dir / "unlabeled.h5", "u.csv");
+  c.metrics_json = t.dir / "u.json";
+  const auto s = predict_run(c);
+  EXPECT_EQ(s.rows, 6u);
+  EXPECT_FALSE(s.accuracy.has_value());
+  EXPECT_TRUE(s.plot.empty());
+  EXPECT_FALSE(fs::exists(t.dir / "u.confusion.png"));
+  const auto u = lines_of(testing::read_bytes(t.dir / "u.csv"));
+  ASSERT_EQ(u.size(), 7u);
+  EXPECT_TRUE(u[1].starts_with("c0/img0.png,,ant,")) << u[1];
+  EXPECT_HAS(testing::read_bytes(t.dir / "u.json"), "\"accuracy\": null");
+}
+
+TEST(PredictRun, EmptyFeatureFileGivesAHeaderOnlyCsv) {
+  Trained t;
+  write_features(t.dir / "empty.h5", synth_meta(), Rows{});
+  auto c = t.predict_config(t.dir / "empty.h5", "e.csv");
+  c.metrics_json = t.dir / "e.json";
+  const auto s = predict_run(c);
+  EXPECT_EQ(s.rows, 0u);
+  EXPECT_FALSE(s.accuracy.has_value());
+  EXPECT_EQ(testing::read_bytes(t.dir / "e.csv"), "path,label,predicted,probability\n");
+  EXPECT_HAS(testing::read_bytes(t.dir / "e.json"), "\"rows\": 0");
+}
+
+TEST(PredictRunErrors, FeaturesThatDoNotFitTheModelAreRefusedNamingFileAndDifference) {
+  Trained t;
+  auto expect_refused = [&](const std::string& name, const FeatureMeta& m,
+                            std::vector<std::string> parts) {
+    write_features(t.dir / name, m, separable(m, 2, 5));
+    const auto msg =
+        testing::error_of([&] { predict_run(t.predict_config(t.dir / name, "x.csv")); });
+    EXPECT_HAS(msg, name);
+    for (const auto& p : parts) EXPECT_HAS(msg, p);
+  };
+  auto m = synth_meta();
+  m.layer = "block3_pool";
+  expect_refused("layer.h5", m, {"layer block3_pool", "block2_pool"});
+  expect_refused("shape.h5", synth_meta({2, 2, 4}), {"rows of 2x2x4", "2x2x8"});
+  expect_refused("pooled.h5", synth_meta({8}), {"rows of 8", "2x2x8"});
+  expect_refused("classes.h5", synth_meta({2, 2, 8}, {"ant", "bee", "dog"}),
+                 {"classes", "dog", "cat"});
+  m = synth_meta();
+  m.input_height = m.input_width = 64;
+  expect_refused("size.h5", m, {"64x64", "32x32"});
+  m = synth_meta();
+  m.weights = "random:5";
+  expect_refused("weights.h5", m, {"random:5", "random:3", "--force"});
+  EXPECT_FALSE(fs::exists(t.dir / "x.csv"));
+
+  // --force accepts other weights (only those).
+  auto c = t.predict_config(t.dir / "weights.h5", "forced.csv");
+  c.force = true;
+  EXPECT_EQ(predict_run(c).rows, 6u);
+  c.features = t.dir / "layer.h5";
+  EXPECT_HAS(testing::error_of([&] { predict_run(c); }), "layer");
+}
+
+TEST(PredictRunErrors, UnfinishedNonFiniteAndBadOptions) {
+  Trained t;
+  write_features(t.dir / "unfinished.h5", synth_meta(), separable(synth_meta(), 2, 1), false);
+  auto msg =
+      testing::error_of([&] { predict_run(t.predict_config(t.dir / "unfinished.h5", "x.csv")); });
+  EXPECT_HAS(msg, "unfinished.h5");
+  EXPECT_HAS(msg, "run the same tl-extract command again");
+
+  auto rows = separable(synth_meta(), 2, 1);
+  rows.x[3 * 32 + 31] = std::numeric_limits<float>::infinity();  // row 3: c1/img1.png
+  write_features(t.dir / "inf.h5", synth_meta(), rows);
+  for (std::uint64_t limit : {0ull, 1ull}) {  // in memory and streamed
+    auto c = t.predict_config(t.dir / "inf.h5", "x.csv");
+    c.memory_limit = limit;
+    msg = testing::error_of([&] { predict_run(c); });
+    EXPECT_HAS(msg, "inf.h5");
+    EXPECT_HAS(msg, "c1/img1.png");
+    EXPECT_HAS(msg, "NaN or Inf");
+  }
+
+  auto c = t.predict_config(t.test, "x.csv");
+  for (int k : {0, 4, -1}) {
+    c.top_k = k;
+    msg = usage_error_of([&] { predict_run(c); });
+    EXPECT_HAS(msg, "--top-k");
+    EXPECT_HAS(msg, "1..3");
+  }
+  c.top_k = 1;
+  c.images = t.dir.path();  // both inputs
+  EXPECT_HAS(usage_error_of([&] { predict_run(c); }), "--features");
+  c = t.predict_config("", "x.csv");  // neither
+  EXPECT_HAS(usage_error_of([&] { predict_run(c); }), "--images");
+  c = t.predict_config(t.test, "x.csv");
+  c.model = t.dir / "no-model.h5";
+  EXPECT_HAS(testing::error_of([&] { predict_run(c); }), "no-model.h5");
+  c = t.predict_config(t.dir / "no-features.h5", "x.csv");
+  EXPECT_HAS(testing::error_of([&] { predict_run(c); }), "no-features.h5");
+  // A model given as features, and features given as the model.
+  c = t.predict_config(t.test, "x.csv");
+  c.model = t.test;
+  EXPECT_HAS(testing::error_of([&] { predict_run(c); }), "--features");
+  c = t.predict_config(t.model, "x.csv");
+  EXPECT_HAS(testing::error_of([&] { predict_run(c); }), "model.h5");
+  EXPECT_FALSE(fs::exists(t.dir / "x.csv"));
+}
+
+// ---- prediction on images -------------------------------------------------------------------
+
+// tl-extract's settings for the image tests: 32x32 inputs cut at block2_pool, random:3.
+ExtractConfig small_extract(const fs::path& images, const fs::path& output) {
+  ExtractConfig c;
+  c.images = images;
+  c.output = output;
+  c.weights = "random:3";
+  c.net = {.batch = 4, .height = 32, .width = 32, .to = "block2_pool"};
+  c.image = {.height = 32, .width = 32};
+  c.threads = 2;
+  c.quiet = true;
+  return c;
+}
+
+TEST(PredictRunImages, EqualsExtractThenPredictOnFeatures) {
+  TempDir d;
+  testing::make_class_folders(d / "train", {"circle", "square"}, 4);
+  testing::make_class_folders(d / "test", {"circle", "square"}, 3, 36, 30);
+  testing::write_text(d / "test" / "square" / "broken.png", "not a png");
+  std::ostringstream log;
+  run_extract(small_extract(d / "train", d / "train.h5"), log);
+  auto tc = train_config(d / "train.h5", d / "model.h5");
+  tc.options.epochs = 3;
+  train_run(tc);
+  const Model m = load_model(d / "model.h5");
+  EXPECT_EQ(m.info.classes, (std::vector<std::string>{"circle", "square"}));
+  EXPECT_EQ(m.info.features.feature_shape, (std::vector<std::int64_t>{8, 8, 128}));
+
+  run_extract(small_extract(d / "test", d / "test.h5"), log);
+  PredictRunConfig f;
+  f.model = d / "model.h5";
+  f.features = d / "test.h5";
+  f.output = d / "from_features.csv";
+  f.top_k = 2;
+  f.quiet = true;
+  const auto sf = predict_run(f);
+  PredictRunConfig i = f;
+  i.features.clear();
+  i.images = d / "test";
+  i.output = d / "from_images.csv";
+  i.batch = 4;
+  i.threads = 2;
+  const auto si = predict_run(i);
+  EXPECT_EQ(si.rows, 6u);
+  EXPECT_EQ(si.failed, 1u);
+  EXPECT_EQ(sf.failed, 1u);
+  const std::string a = testing::read_bytes(d / "from_features.csv");
+  EXPECT_EQ(lines_of(a).size(), 7u);
+  EXPECT_EQ(a, testing::read_bytes(d / "from_images.csv"));
+  EXPECT_EQ(sf.accuracy, si.accuracy);
+  EXPECT_FALSE(fs::exists(d / "from_images.csv.features.h5"));  // the temporary is removed
+
+  // Other VGG16 weights are refused before extracting, unless forced.
+  i.weights = "random:5";
+  i.output = d / "other.csv";
+  const auto msg = testing::error_of([&] { predict_run(i); });
+  EXPECT_HAS(msg, "random:5");
+  EXPECT_HAS(msg, "random:3");
+  EXPECT_HAS(msg, "--force");
+  EXPECT_FALSE(fs::exists(d / "other.csv"));
+  i.force = true;
+  EXPECT_EQ(predict_run(i).rows, 6u);
+  EXPECT_NE(testing::read_bytes(d / "other.csv"), a);  // other features, other probabilities
+}
+
+// ---- text escaping --------------------------------------------------------------------------
+
+TEST(ReportText, CsvAndJsonEscaping) {
+  EXPECT_EQ(csv_field("plain/a b.png"), "plain/a b.png");
+  EXPECT_EQ(csv_field("a,b.png"), "\"a,b.png\"");
+  EXPECT_EQ(csv_field("say \"hi\".png"), "\"say \"\"hi\"\".png\"");
+  EXPECT_EQ(csv_field("x,\"y\""), "\"x,\"\"y\"\"\"");
+  EXPECT_EQ(csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(csv_field("cr\r"), "\"cr\r\"");
+  EXPECT_EQ(csv_field(""), "");
+
+  EXPECT_EQ(json_string("plain"), "\"plain\"");
+  EXPECT_EQ(json_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(json_string("t\tn\nr\r"), "\"t\\tn\\nr\\r\"");
+  EXPECT_EQ(json_string(std::string("\x01\x1f", 2)), "\"\\u0001\\u001f\"");
+  EXPECT_EQ(json_string("Ä ünï"), "\"Ä ünï\"");  // UTF-8 passes through
+  EXPECT_EQ(json_string(""), "\"\"");
+}
+
+TEST(ReportText, PredictionCsvQuotesAPathWithACommaAndAQuote) {
+  Trained t;
+  auto rows = separable(synth_meta(), 1, 4);
+  rows.paths[0] = "c0/a,\"b\".png";
+  rows.paths[1] = "c1/plain.png";
+  write_features(t.dir / "odd.h5", synth_meta(), rows);
+  predict_run(t.predict_config(t.dir / "odd.h5", "odd.csv"));
+  const auto csv = lines_of(testing::read_bytes(t.dir / "odd.csv"));
+  ASSERT_EQ(csv.size(), 4u);
+  EXPECT_TRUE(csv[1].starts_with("\"c0/a,\"\"b\"\".png\",ant,ant,")) << csv[1];
+  EXPECT_TRUE(csv[2].starts_with("c1/plain.png,bee,bee,")) << csv[2];
+}
+
+TEST(ReportText, HistoryCsvWithoutEpochsIsJustTheHeader) {
+  TempDir d;
+  write_history_csv(d / "h.csv", {});
+  EXPECT_EQ(testing::read_bytes(d / "h.csv"), "epoch,accuracy,loss,val_accuracy,val_loss\n");
+  EXPECT_HAS(testing::error_of([&] { write_text_file(d / "no" / "dir.txt", "x"); }), "dir.txt");
+}
+
+}  // namespace
+}  // namespace tl
+
+namespace tl {
+namespace {
+
+TEST(TrainRunShards, ShardsTrainAsTheWholeRunAndMustComeAllInOrder) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 4);
+  std::vector<fs::path> shards;
+  for (int k = 0; k < 3; ++k) {
+    auto c = small_extract(d / "imgs", d / fmt::format("s{}.h5", k));
+    c.shard = {k, 3};
+    std::ostringstream log;
+    run_extract(c, log);
+    shards.push_back(c.output);
+  }
+  auto whole = small_extract(d / "imgs", d / "whole.h5");
+  std::ostringstream log;
+  run_extract(whole, log);
+  const FeatureFileSource all(shards, 1ull << 30), one({whole.output}, 1ull << 30);
+  EXPECT_EQ(all.paths(), one.paths());
+  EXPECT_EQ(all.labels(), one.labels());
+  for (const auto& bad : {std::vector<fs::path>{shards[1], shards[0], shards[2]},
+                          std::vector<fs::path>{shards[0], shards[1]},
+                          std::vector<fs::path>{shards[0], shards[0], shards[2]}})
+    EXPECT_HAS(testing::error_of([&] { FeatureFileSource s(bad, 1ull << 30); }),
+               "shards 0/3 .. 2/3");
+}
+
+}  // namespace
+}  // namespace tl
