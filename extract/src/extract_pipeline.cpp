@@ -47,6 +47,7 @@ struct Slot {
   std::vector<std::string> errors;   // per entry, "" when decoded
   std::vector<std::int32_t> labels;
   std::vector<std::string> paths, failed_paths, failed_reasons;
+  std::string strict_failure;  // --strict: the first image that could not be used
 };
 
 // Global pooling over H and W of NHWC rows: {n, h, w, c} -> {n, c}.
@@ -214,6 +215,7 @@ class Extraction {
       }
     });
     s.rows = 0;
+    s.strict_failure.clear();
     s.labels.clear();
     s.paths.clear();
     s.failed_paths.clear();
@@ -221,9 +223,12 @@ class Extraction {
     for (std::size_t i = 0; i < s.count; ++i) {
       const auto& e = list_.entries[s.first + i];
       if (!s.errors[i].empty()) {
+        if (cfg_.strict) {  // stop before it: neither it nor what follows is consumed
+          s.strict_failure = fmt::format("'{}': {}", e.path, s.errors[i]);
+          break;
+        }
         s.failed_paths.push_back(e.path);
         s.failed_reasons.push_back(s.errors[i]);
-        if (cfg_.strict) break;  // entries after the first failure wait for another run
         continue;
       }
       if (s.rows != i)
@@ -247,7 +252,7 @@ class Extraction {
   }
 
   void commit(Slot& s, FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
-    const std::size_t entries = s.rows + s.failed_paths.size();  // < count after a strict stop
+    const std::size_t entries = s.rows + s.failed_paths.size();  // < count at a strict stop
     for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
       progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
     w.commit({.features = cfg_.pool == "none" ? s.out.data() : s.pooled.data(),
@@ -259,10 +264,14 @@ class Extraction {
               .entries = static_cast<std::int64_t>(entries)});
     sum.rows_this_run += static_cast<std::int64_t>(s.rows);
     sum.failed_this_run += static_cast<std::int64_t>(s.failed_paths.size());
-    if (cfg_.strict && !s.failed_paths.empty()) {
+    if (!s.strict_failure.empty()) {
       halted_ = true;
       sum.stopped = true;
-      progress.note("--strict: stopping at the first image that could not be used");
+      sum.strict_failure = s.strict_failure;
+      progress.note(
+          fmt::format("--strict: stopped at {} (the rows before it are committed; fix "
+                      "or remove the image, or run without --strict to skip it)",
+                      s.strict_failure));
     }
     progress.update(w.meta().entries_done, w.meta().failed_count);
   }

@@ -219,17 +219,15 @@ Shard shard_from_env() {
   const char* count = std::getenv("SLURM_ARRAY_TASK_COUNT");
   if (!id || !count) return {};
   const char* min = std::getenv("SLURM_ARRAY_TASK_MIN");
-  try {
-    const int k = std::stoi(id) - (min ? std::stoi(min) : 0);
-    return parse_shard(fmt::format("{}/{}", k, count));
-  } catch (const UsageError&) {
-    throw;
-  } catch (const std::exception&) {
-    throw UsageError(
-        fmt::format("SLURM_ARRAY_TASK_ID='{}' / SLURM_ARRAY_TASK_COUNT='{}' are not "
-                    "numbers",
-                    id, count));
-  }
+  const char* step = std::getenv("SLURM_ARRAY_TASK_STEP");
+  // Only a whole array 0..N-1 says which slice this is: a resubmitted part of an array
+  // (sbatch --array=3) or one that starts elsewhere would silently pick the wrong slice.
+  if ((min && std::string_view(min) != "0") || (step && std::string_view(step) != "1"))
+    throw UsageError(fmt::format(
+        "this Slurm array is not 0..N-1 in steps of 1 (SLURM_ARRAY_TASK_MIN={}, STEP={}): pass "
+        "--shard K/N explicitly, e.g. --shard $SLURM_ARRAY_TASK_ID/8",
+        min ? min : "?", step ? step : "?"));
+  return parse_shard(fmt::format("{}/{}", id, count));
 }
 
 std::pair<std::size_t, std::size_t> shard_range(std::size_t total, Shard s) {

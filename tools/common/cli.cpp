@@ -1,10 +1,15 @@
 #include "cli.hpp"
 
 #include <omp.h>
+#include <sched.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <thread>
+
+#include <tbb/global_control.h>
 
 #include <fmt/format.h>
 
@@ -111,7 +116,9 @@ NetConfig NetOptions::config(int batch) const {
   if (c.to == kInputLayer) throw UsageError("--layer: 'input' is not a network layer");
   c.precision = parse_option("--precision", precision, [](auto& s) { return parse_precision(s); });
   c.algo = parse_option("--algo", algo, [](auto& s) { return parse_algo(s); });
-  infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);  // size errors up front
+  parse_option("--size", size, [&](const std::string&) {  // size errors up front
+    return infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);
+  });
   if (threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", threads));
   return c;
 }
@@ -138,9 +145,24 @@ ImageOptions ImageOptionsCli::image(int height, int width) const {
   return o;
 }
 
+int default_threads() {
+  // The CPUs this process may run on (a Slurm or taskset allocation), not the whole node.
+  cpu_set_t set;
+  int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
+  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
+    const int k = std::atoi(slurm);
+    if (k > 0 && k < n) n = k;
+  }
+  return std::max(n, 1);
+}
+
 int set_threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
+  const int n = threads > 0 ? threads : default_threads();
   omp_set_num_threads(n);
+  // TBB's limit lives as long as this object: for the rest of the tool's run.
+  static std::optional<tbb::global_control> tbb_limit;
+  tbb_limit.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(n));
   return n;
 }
 

@@ -97,8 +97,10 @@ struct ImageOptionsCli {
   ImageOptions image(int height, int width) const;
 };
 
-// Sets oneDNN's (OpenMP) and TBB's thread counts for this process; 0 = all cores. Returns
-// the count in force.
+// The CPUs this process may use: its affinity mask, capped by SLURM_CPUS_PER_TASK.
+int default_threads();
+// Sets oneDNN's (OpenMP) and oneTBB's thread counts for this process; 0 = default_threads().
+// Returns the count in force.
 int set_threads(int threads);
 
 }  // namespace tl::cli

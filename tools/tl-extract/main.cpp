@@ -72,18 +72,18 @@ int main(int argc, char** argv) {
     cfg.schedule = tl::cli::parse_option("--schedule", schedule,
                                          [](auto& s) { return tl::parse_schedule(s); });
     cfg.shard = p.given("shard") ? tl::parse_shard(shard) : tl::shard_from_env();
-    tl::cli::set_threads(net.threads);
+    cfg.threads = tl::cli::set_threads(net.threads);
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     const tl::ExtractSummary s = tl::run_extract(cfg, std::cerr, &g_stop);
-    if (s.already_complete) return 0;
+    if (s.already_complete) return s.failed > 0 ? kExitSomeFailed : 0;
     std::cerr << fmt::format(
         "{}: {} images in {:.1f} s ({:.2f} img/s), {} failed; '{}' holds {} rows{}\n",
         s.complete ? "done" : "stopped", s.rows_this_run + s.failed_this_run, s.seconds,
         s.seconds > 0 ? (s.rows_this_run + s.failed_this_run) / s.seconds : 0.0, s.failed_this_run,
         output, s.rows, s.complete ? "" : " (run the same command to resume)");
     if (g_stop) return kExitInterrupted;
-    return s.failed > 0 ? kExitSomeFailed : 0;
+    return s.failed > 0 || !s.strict_failure.empty() ? kExitSomeFailed : 0;
   });
 }

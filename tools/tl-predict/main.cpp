@@ -60,15 +60,23 @@ int main(int argc, char** argv) {
     cfg.metrics_json = metrics;
     cfg.plot = plot;
     if (cfg.batch < 1) throw tl::UsageError("--batch: must be at least 1");
-    tl::cli::set_threads(cfg.threads);
+    cfg.threads = tl::cli::set_threads(cfg.threads);
     std::signal(SIGINT, on_signal);
-    const tl::PredictRunSummary s = tl::run_prediction(cfg, std::cerr, &g_stop);
+    std::signal(SIGTERM, on_signal);
+    tl::PredictRunSummary s;
+    try {
+      s = tl::run_prediction(cfg, std::cerr, &g_stop);
+    } catch (const tl::Error&) {
+      if (!g_stop) throw;
+      std::cerr << "tl-predict: interrupted, no predictions written\n";
+      return 130;
+    }
     std::cerr << fmt::format(
         "{} predictions -> {}{}\n", s.rows, s.csv.string(),
         s.failed ? fmt::format(" ({} images could not be read)", s.failed) : "");
     if (s.accuracy) std::cerr << fmt::format("accuracy: {:.4f}\n", *s.accuracy);
     if (!s.plot.empty()) std::cerr << "confusion matrix: " << s.plot.string() << "\n";
     if (!s.metrics_json.empty()) std::cerr << "metrics: " << s.metrics_json.string() << "\n";
-    return 0;
+    return g_stop ? 130 : 0;
   });
 }

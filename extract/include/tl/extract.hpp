@@ -43,7 +43,8 @@ struct ExtractConfig {
   int threads = 0;            // 0 = all cores
   Schedule schedule = Schedule::shared_net;
   Shard shard;
-  bool strict = false;     // stop at the first image that cannot be used
+  bool strict = false;     // stop before the first image that cannot be used (not consumed:
+                           // a rerun with --strict stops there again; without, skips it)
   bool overwrite = false;  // start again even if the output exists
   bool quiet = false;      // no progress
 };
@@ -58,6 +59,7 @@ struct ExtractSummary {
   bool already_complete = false;  // the output was finished before: nothing done
   bool complete = false;          // the output is finished now
   bool stopped = false;           // interrupted (stop flag) or --strict failure
+  std::string strict_failure;     // --strict: "'path': reason" of the image it stopped at
 };
 
 // Validates the configuration (UsageError naming the option), lists the images, opens or

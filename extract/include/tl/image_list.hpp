@@ -55,8 +55,8 @@ struct Shard {
 
 // "K/N"; UsageError naming --shard for malformed input, N < 1 or K >= N.
 Shard parse_shard(std::string_view s);
-// From SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (offset by SLURM_ARRAY_TASK_MIN) when
-// both are set; {0, 1} otherwise.
+// From SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT when both are set and the array is
+// 0..N-1 in steps of 1 (UsageError otherwise: pass --shard); {0, 1} when unset.
 Shard shard_from_env();
 // [begin, end) of slice k of n over `total` rows: floor(k * total / n) ..
 std::pair<std::size_t, std::size_t> shard_range(std::size_t total, Shard s);
