@@ -68,6 +68,7 @@ FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& f
     offsets_.push_back(labels_.size());
     readers_.push_back(std::move(r));
   }
+  check_shard_set();
   if (rows() == 0) return;
   const std::uint64_t bytes = rows() * row_size() * sizeof(float);
   if (bytes <= memory_limit) {
@@ -81,6 +82,32 @@ FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& f
 }
 
 FeatureFileSource::~FeatureFileSource() = default;
+
+void FeatureFileSource::check_shard_set() const {
+  // Shards of one extraction must come all together, once each, in shard order: then their
+  // rows are exactly a single-machine run's rows.
+  const int n = readers_.front()->meta().shard_count;
+  bool any = false;
+  for (const auto& r : readers_) any = any || r->meta().shard_count > 1;
+  if (!any) return;
+  std::vector<std::string> got;
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    const auto& m = readers_[i]->meta();
+    got.push_back(fmt::format("{}/{}", m.shard_index, m.shard_count));
+    if (m.list_fingerprint != readers_.front()->meta().list_fingerprint)
+      throw Error(fmt::format("feature file '{}' is a shard of another image list than '{}'",
+                              files_[i].string(), files_.front().string()));
+  }
+  bool ok = static_cast<int>(readers_.size()) == n;
+  for (size_t i = 0; ok && i < readers_.size(); ++i)
+    ok = readers_[i]->meta().shard_count == n &&
+         readers_[i]->meta().shard_index == static_cast<int>(i);
+  if (!ok)
+    throw Error(
+        fmt::format("shard files must be given all together, once each, in order "
+                    "(shards 0/{0} .. {1}/{0}); got shards {2}",
+                    n, n - 1, fmt::join(got, ", ")));
+}
 
 bool FeatureFileSource::all_labeled() const {
   return std::all_of(labels_.begin(), labels_.end(), [](int l) { return l >= 0; });

@@ -17,7 +17,8 @@ namespace tl {
 
 // The rows of one or more feature files, concatenated in the order given. All files must
 // come from the same extraction settings (layer, row shape, pooling, preprocessing, size,
-// weights) and have the same classes; the error names the file and the difference.
+// weights) and have the same classes; the error names the file and the difference. Shard
+// files (tl-extract --shard) must be the whole set 0..N-1 of one image list, in order.
 // Rows whose features are NaN or Inf are refused (Error naming the file and the image).
 class FeatureFileSource : public FeatureSource {
  public:
@@ -42,6 +43,7 @@ class FeatureFileSource : public FeatureSource {
 
  private:
   void check_finite(const float* row, size_t global_row) const;
+  void check_shard_set() const;
   std::vector<std::filesystem::path> files_;
   std::vector<std::unique_ptr<FeatureReader>> readers_;
   std::vector<size_t> offsets_;  // first global row of each file, plus the total
