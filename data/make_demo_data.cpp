@@ -98,6 +98,15 @@ int main(int argc, char** argv) {
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
+      if (a == "--help" || a == "-h") {
+        std::cout << "usage: tl-demo-data [--source DIR] [--output DIR] [--train-per-class N] "
+                     "[--test-per-class N] [--seed N]\n"
+                     "Writes a seeded balanced Fashion-MNIST subset (Debian's dataset-fashion-"
+                     "mnist) as OUT/train/<class>/*.png and OUT/test/<class>/*.png.\n"
+                     "Defaults: --source /usr/share/datasets/fashion-mnist --output demo-data "
+                     "--train-per-class 400 --test-per-class 100 --seed 1\n";
+        return 0;
+      }
       if (i + 1 >= argc) throw std::runtime_error("missing value after " + a);
       const std::string v = argv[++i];
       if (a == "--source")

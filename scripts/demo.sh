@@ -59,7 +59,7 @@ echo "== 6/6 tl-predict on the held-out images"
 acc=$(grep -o '"accuracy": [0-9.]*' "$out/test-metrics.json" | head -1 | cut -d' ' -f2)
 cat <<EOF2
 
-Demo done. Held-out accuracy: $acc (1000 Fashion-MNIST images, 10 classes, weights: $weights)
+Demo done. Held-out accuracy: $acc ($(( ${TL_DEMO_TEST:-100} * 10 )) Fashion-MNIST images, 10 classes, weights: $weights)
 Outputs in $out/:
   train.h5, test.h5        cached block5_pool features (h5py: f['features'][:])
   model.h5                 the trained head (docs/FORMAT.md)
