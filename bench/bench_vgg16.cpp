@@ -32,6 +32,13 @@ std::vector<float> input(const tl::Shape& s) {
 
 void run(benchmark::State& state, tl::NetConfig cfg) {
   try {
+    if (cfg.precision == tl::Precision::int8) {  // ranges measured on the benchmark's input
+      tl::NetConfig f32 = cfg;
+      f32.precision = tl::Precision::f32;
+      const auto x = input(tl::Vgg16(weights(), f32).input_shape());
+      cfg.calibration = std::make_shared<tl::Int8Calibration>(
+          tl::calibrate_int8(weights(), f32, x.data(), cfg.batch));
+    }
     tl::Vgg16 net(weights(), cfg);
     const auto x = input(net.input_shape());
     std::vector<float> y(net.output_shape().elems());
@@ -63,6 +70,8 @@ BENCHMARK(Stack)
     ->Args({0, 1, 32})  // f32 winograd
     ->Args({1, 0, 1})
     ->Args({1, 0, 32})  // bf16
+    ->Args({2, 0, 1})
+    ->Args({2, 0, 32})  // int8 (u8 activations, s8 weights)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
@@ -84,7 +93,7 @@ void Conv(benchmark::State& state) {
 void ConvArgs(benchmark::internal::Benchmark* b) {
   b->ArgNames({"layer", "prec"});
   const auto layers = tl::vgg16_layers();
-  for (int p = 0; p < 2; ++p)
+  for (int p = 0; p < 3; ++p)
     for (int i = 0; i < static_cast<int>(layers.size()); ++i)
       if (layers[i].kind == tl::LayerKind::conv) b->Args({i, p});
 }

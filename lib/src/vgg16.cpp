@@ -4,6 +4,7 @@
 #include "tl/vgg16.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -168,7 +169,7 @@ class Builder {
     }
     // {N, C, oh, ow} in oneDNN's layout -> NHWC f32 for the user.
     m_.user_dst = memory({nchw(m_.out_shape), dt::f32, tag::nhwc}, m_.eng, DNNL_MEMORY_NONE);
-    add_reorder_to(m_.user_dst.get_desc(), "output", Loc::user);
+    add_reorder_to(m_.user_dst.get_desc(), "output", Loc::user, int8() ? 1.f / cur_scale_ : 1.f);
     allocate();
   }
 
@@ -181,14 +182,46 @@ class Builder {
     Loc loc;
   };
 
-  dt act_type() const { return m_.cfg.precision == Precision::bf16 ? dt::bf16 : dt::f32; }
+  bool int8() const { return m_.cfg.precision == Precision::int8; }
+  // Activation type between layers: u8 after a ReLU in int8 (the net's own input is s8 when
+  // it can be negative, e.g. caffe-preprocessed images), else bf16 or f32.
+  dt act_type() const {
+    if (int8()) return cur_ == Loc::user && layer_index(m_.cfg.from) < 0 ? dt::s8 : dt::u8;
+    return m_.cfg.precision == Precision::bf16 ? dt::bf16 : dt::f32;
+  }
+
+  const Int8Calibration& calibration() const {
+    if (!m_.cfg.calibration)
+      throw UsageError("precision int8 needs a calibration (tl-extract --calibrate N)");
+    return *m_.cfg.calibration;
+  }
+  // u8 scale of a layer's output: q = x * 255 / max.
+  float output_scale(std::string_view layer) const {
+    const auto& o = calibration().outputs;
+    const auto it = o.find(std::string(layer));
+    if (it == o.end())
+      throw Error(fmt::format("int8 calibration has no range for layer {}", layer));
+    return it->second > 0 ? 255.f / it->second : 1.f;
+  }
+  // Scale of the net's input: s8 (|x| <= 127) for images, u8 for post-ReLU features.
+  float input_scale() const {
+    const auto& c = calibration();
+    if (c.from != m_.cfg.from)
+      throw Error(fmt::format("int8 calibration was measured from '{}', the net starts at '{}'",
+                              c.from, m_.cfg.from));
+    const float range = layer_index(m_.cfg.from) < 0 ? 127.f : 255.f;
+    return c.input > 0 ? range / c.input : 1.f;
+  }
   Loc other() const { return cur_ == Loc::act0 ? Loc::act1 : Loc::act0; }
 
   // Move the current activation into layout `want` (a reorder step) unless it is there.
-  void add_reorder_to(const memory::desc& want, const std::string& why, Loc dst_loc) {
-    if (want == cur_md_ && cur_ != Loc::user && dst_loc != Loc::user) return;
+  // `scale` multiplies the values on the way (int8 quantisation in and out).
+  void add_reorder_to(const memory::desc& want, const std::string& why, Loc dst_loc,
+                      float scale = 1.f) {
+    if (want == cur_md_ && cur_ != Loc::user && dst_loc != Loc::user && scale == 1.f) return;
     dnnl::primitive_attr a;
     a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (scale != 1.f) a.set_output_scales(0, {scale});
     dnnl::reorder::primitive_desc pd(m_.eng, cur_md_, m_.eng, want, a);
     note_scratch(pd.scratchpad_desc());
     push(fmt::format("reorder ({})", why), dnnl::reorder(pd),
@@ -203,13 +236,31 @@ class Builder {
       throw Error(fmt::format("layer {}: weights are {}->{} channels, VGG16 has {}->{}", l.name,
                               w.cin, w.cout, l.cin, l.cout));
     const memory::desc src_md(nchw(in), act_type(), tag::any);
-    const memory::desc wei_md({l.cout, l.cin, 3, 3}, act_type(), tag::any);
+    const memory::desc wei_md({l.cout, l.cin, 3, 3}, int8() ? dt::s8 : act_type(), tag::any);
     const memory::desc bias_md({l.cout}, dt::f32, tag::x);
-    const memory::desc dst_md(nchw(out), act_type(), tag::any);
+    const memory::desc dst_md(nchw(out), int8() ? dt::u8 : act_type(), tag::any);
+    // int8: s8 weights with one scale per output channel, activations scaled per tensor.
+    // oneDNN 2.x computes dst = output_scale[oc] * (sum(src_q * wei_q) + bias), so the bias
+    // is given in the accumulator's scale and output_scale maps it to dst's scale.
+    const float in_scale = int8() ? (cur_ == Loc::user ? input_scale() : cur_scale_) : 1.f;
+    std::vector<float> wei_scale(l.cout, 1.f), out_scales;
+    dnnl::primitive_attr attr = m_.attr(true);
+    if (int8()) {
+      for (int o = 0; o < l.cout; ++o) {
+        float mx = 0;
+        for (size_t k = o; k < w.kernel.size(); k += l.cout)
+          mx = std::max(mx, std::abs(w.kernel[k]));
+        wei_scale[o] = mx > 0 ? 127.f / mx : 1.f;
+      }
+      const float out_scale = output_scale(l.name);
+      for (int o = 0; o < l.cout; ++o) out_scales.push_back(out_scale / (in_scale * wei_scale[o]));
+      attr.set_output_scales(1 << 1, out_scales);
+      next_scale_ = out_scale;
+    }
     auto make = [&](dnnl::algorithm alg) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src_md, wei_md,
                                         bias_md, dst_md, {1, 1}, {1, 1}, {1, 1});
-      return dnnl::convolution_forward::primitive_desc(d, m_.attr(true), m_.eng);
+      return dnnl::convolution_forward::primitive_desc(d, attr, m_.eng);
     };
     dnnl::convolution_forward::primitive_desc pd;
     const auto algo = m_.cfg.algo;
@@ -228,10 +279,13 @@ class Builder {
       throw Error(fmt::format("layer {}: oneDNN has no {} {} convolution here: {}", l.name,
                               to_string(m_.cfg.precision), to_string(algo), e.what()));
     }
-    add_reorder_to(pd.src_desc(), std::string("into ") + std::string(l.name), other_or_act0());
-    m_.weights.push_back(load_conv_weights(w, pd.weights_desc()));
+    add_reorder_to(pd.src_desc(), std::string("into ") + std::string(l.name), other_or_act0(),
+                   cur_ == Loc::user ? in_scale : 1.f);
+    m_.weights.push_back(
+        load_conv_weights(w, pd.weights_desc(), int8() ? wei_scale : std::vector<float>{}));
     auto bias = memory(bias_md, m_.eng);
-    std::memcpy(bias.get_data_handle(), w.bias.data(), w.bias.size() * sizeof(float));
+    auto* b = static_cast<float*>(bias.get_data_handle());
+    for (int o = 0; o < l.cout; ++o) b[o] = w.bias[o] * in_scale * wei_scale[o];
     note_scratch(pd.scratchpad_desc());
     const Loc dst = other_or_act0();
     push(std::string(l.name), dnnl::convolution_forward(pd),
@@ -240,12 +294,16 @@ class Builder {
     m_.impls.push_back(fmt::format("{}: {}", l.name, pd.impl_info_str()));
     cur_md_ = pd.dst_desc();
     cur_ = dst;
+    cur_scale_ = next_scale_;
   }
 
   // {N, C, H, W} -> {N, C, H/2, W/2}: max 2x2 stride 2 (floor), in the current layout.
   void add_pool(const LayerSpec& l, const Shape& in, const Shape& out) {
-    if (cur_ == Loc::user)
-      add_reorder_to(memory::desc(nchw(in), act_type(), tag::nhwc), "input", Loc::act0);
+    if (cur_ == Loc::user) {
+      const float scale = int8() ? input_scale() : 1.f;
+      add_reorder_to(memory::desc(nchw(in), act_type(), tag::nhwc), "input", Loc::act0, scale);
+      cur_scale_ = next_scale_ = scale;
+    }
     const memory::desc dst_md(nchw(out), act_type(), tag::any);
     // Right padding so oneDNN's (H - 2 + pr) / 2 + 1 equals floor(H / 2) exactly.
     const memory::dims pad_r = {out.h * 2 - in.h, out.w * 2 - in.w};
@@ -263,13 +321,18 @@ class Builder {
 
   Loc other_or_act0() const { return cur_ == Loc::user ? Loc::act0 : other(); }
 
-  // HWIO f32 (Keras) -> the conv's chosen weights layout and type, once.
-  memory load_conv_weights(const ConvWeights& w, const memory::desc& want) {
+  // HWIO f32 (Keras) -> the conv's chosen weights layout and type, once; quantised with one
+  // scale per output channel when `scales` is given.
+  memory load_conv_weights(const ConvWeights& w, const memory::desc& want,
+                           const std::vector<float>& scales) {
     // {cout, cin, 3, 3} described as HWIO, which is how Keras stores the kernel.
     memory user({{w.cout, w.cin, 3, 3}, dt::f32, tag::hwio}, m_.eng,
                 const_cast<float*>(w.kernel.data()));
     memory dst(want, m_.eng);
-    dnnl::reorder(user, dst).execute(m_.strm, user, dst);
+    dnnl::primitive_attr a;
+    if (!scales.empty()) a.set_output_scales(1 << 0, scales);
+    dnnl::reorder(dnnl::reorder::primitive_desc(m_.eng, user.get_desc(), m_.eng, want, a))
+        .execute(m_.strm, user, dst);
     m_.strm.wait();
     return dst;
   }
@@ -312,6 +375,7 @@ class Builder {
   Vgg16::Impl& m_;
   memory::desc cur_md_;
   Loc cur_ = Loc::user;
+  float cur_scale_ = 1.f, next_scale_ = 1.f;  // int8: q = x * scale of the current activation
   size_t act_size_ = 0, scratch_ = 0;
   std::vector<Pending> pending_;
 };
@@ -321,8 +385,6 @@ class Builder {
 Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = config;
-  if (config.precision == Precision::int8)
-    throw UsageError("precision int8 is not available yet (f32, bf16)");
   const int first = layer_index(config.from) + 1;
   const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
   impl_->in_shape = {config.batch, config.height, config.width, cin};
@@ -380,6 +442,46 @@ void Vgg16::forward(const float* src, int n, float* dst) {
     throw Error(fmt::format("VGG16 forward failed: {}", e.what()));
   }
   if (n < batch) std::memcpy(dst, out, n * out_row * sizeof(float));
+}
+
+Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
+                               const float* images, int n) {
+  Int8Calibration c;
+  c.from = cfg.from;
+  c.images = n;
+  const int first = layer_index(cfg.from) + 1, last = layer_index(cfg.to);
+  // One f32 net per layer, chained: every layer's output is seen.
+  std::vector<Vgg16> nets;
+  std::string prev = cfg.from;
+  int h = cfg.height, w = cfg.width;
+  for (int i = first; i <= last; ++i) {
+    NetConfig one = cfg;
+    one.precision = Precision::f32;
+    one.calibration = nullptr;
+    one.from = prev;
+    one.to = std::string(vgg16_layers()[i].name);
+    one.height = h;
+    one.width = w;
+    nets.emplace_back(weights, one);
+    h = nets.back().output_shape().h;
+    w = nets.back().output_shape().w;
+    prev = one.to;
+  }
+  const size_t in_row = nets.front().input_shape().per_image();
+  for (size_t k = 0; k < in_row * n; ++k) c.input = std::max(c.input, std::abs(images[k]));
+  std::vector<float> a, b;
+  for (int start = 0; start < n; start += cfg.batch) {
+    const int m = std::min(cfg.batch, n - start);
+    a.assign(images + start * in_row, images + (start + m) * in_row);
+    for (auto& net : nets) {
+      b.resize(static_cast<size_t>(m) * net.output_shape().per_image());
+      net.forward(a.data(), m, b.data());
+      float& mx = c.outputs[net.config().to];
+      for (float v : b) mx = std::max(mx, v);
+      std::swap(a, b);
+    }
+  }
+  return c;
 }
 
 std::string runtime_info() {

@@ -96,7 +96,7 @@ po::options_description NetOptions::options() {
                           "VGG16 layer whose output is used (block1_conv1 ... block5_pool)")(
       "size", po::value(&size)->default_value(size)->value_name("N|HxW"),
       "network input size (at least 32x32)")(
-      "precision", po::value(&precision)->default_value(precision)->value_name("f32|bf16"),
+      "precision", po::value(&precision)->default_value(precision)->value_name("f32|bf16|int8"),
       "compute precision")(
       "algo", po::value(&algo)->default_value(algo)->value_name("direct|winograd|auto"),
       "f32 convolution algorithm")("threads",

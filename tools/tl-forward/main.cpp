@@ -11,6 +11,20 @@
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
 
+namespace {
+// A smooth generated image batch (a colour gradient with rings) in the caffe range.
+std::vector<float> generated_batch(const tl::Shape& in) {
+  std::vector<float> x(in.elems());
+  for (int n = 0; n < in.n; ++n)
+    for (int i = 0; i < in.h; ++i)
+      for (int j = 0; j < in.w; ++j)
+        for (int c = 0; c < in.c; ++c)
+          x[((static_cast<size_t>(n) * in.h + i) * in.w + j) * in.c + c] =
+              static_cast<float>(127.0 * std::sin(0.05 * (i + 2 * j) + c + n) - 10.0 * c);
+  return x;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   const tl::cli::ToolInfo info{
       "tl-forward", "tl-forward [--batch N] [--iters N] [network options]",
@@ -35,17 +49,19 @@ int main(int argc, char** argv) {
     const tl::Vgg16Weights w = tl::load_weights(net.weights);
     std::cerr << "weights: " << w.describe() << "\n"
               << tl::runtime_info() << ", " << threads << " threads\n";
-    tl::Vgg16 vgg(w, cfg);
+    tl::NetConfig run_cfg = cfg;
+    std::vector<float> x;
+    if (cfg.precision == tl::Precision::int8) {  // ranges from the generated batch itself
+      tl::NetConfig f32 = cfg;
+      f32.precision = tl::Precision::f32;
+      x = generated_batch(tl::Vgg16(w, f32).input_shape());
+      run_cfg.calibration =
+          std::make_shared<tl::Int8Calibration>(tl::calibrate_int8(w, f32, x.data(), batch));
+    }
+    tl::Vgg16 vgg(w, run_cfg);
 
-    // A smooth generated image (a colour gradient with rings), caffe-preprocessed range.
     const tl::Shape in = vgg.input_shape();
-    std::vector<float> x(in.elems());
-    for (int n = 0; n < in.n; ++n)
-      for (int i = 0; i < in.h; ++i)
-        for (int j = 0; j < in.w; ++j)
-          for (int c = 0; c < 3; ++c)
-            x[((static_cast<size_t>(n) * in.h + i) * in.w + j) * 3 + c] =
-                static_cast<float>(127.0 * std::sin(0.05 * (i + 2 * j) + c + n) - 10.0 * c);
+    if (x.empty()) x = generated_batch(in);
     std::vector<float> y(vgg.output_shape().elems());
 
     vgg.forward(x.data(), batch, y.data());  // warm-up: first-touch and JIT

@@ -11,6 +11,7 @@
 //   net.forward(images.data(), 32, out.data());   // images: [32][224][224][3] preprocessed
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,17 @@ ConvAlgo parse_algo(std::string_view s);
 std::string_view to_string(Precision p);
 std::string_view to_string(ConvAlgo a);
 
+// Activation ranges for int8 (u8 activations, s8 weights with per-output-channel scales):
+// the largest |value| of the net's input and the largest value of each layer's output,
+// measured in f32 on sample images (calibrate_int8). Saved with the features so that a run
+// can reuse them.
+struct Int8Calibration {
+  std::string from;                      // the layer whose output feeds the net ("input")
+  float input = 0;                       // max |x| of that input
+  std::map<std::string, float> outputs;  // layer name -> max of its (post-ReLU) output
+  int images = 0;                        // how many images were measured
+};
+
 struct NetConfig {
   int batch = 1;
   int height = 224;  // size of the `from` layer's output (the image for "input")
@@ -38,6 +50,8 @@ struct NetConfig {
   std::string to = "block5_pool";               // ... up to and including this one
   Precision precision = Precision::f32;
   ConvAlgo algo = ConvAlgo::direct;
+  // Required for Precision::int8: the ranges of every layer from `from` to `to`.
+  std::shared_ptr<const Int8Calibration> calibration{};
 };
 
 class Vgg16 {
@@ -69,6 +83,11 @@ class Vgg16 {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// Measures int8 ranges by running the layers of `cfg` (from..to, f32) one at a time over
+// `n` preprocessed images (NHWC, as Vgg16::forward takes them), cfg.batch at a time.
+Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
+                               const float* images, int n);
 
 // What the library will run on: oneDNN version, effective CPU ISA.
 std::string runtime_info();
