@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -59,6 +60,21 @@ void write_meta(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("entries_total", m.entries_total);
   f.write_attr("tool_version", m.tool_version);
   f.write_attr("created", m.created);
+  if (m.calibration) write_calibration(f, *m.calibration);
+}
+
+std::optional<Int8Calibration> read_calibration_attrs(const h5::Object& f) {
+  if (!f.has_attr("int8_layers")) return std::nullopt;
+  Int8Calibration c;
+  c.from = f.read_attr<std::string>("int8_from");
+  c.input = static_cast<float>(f.read_attr<double>("int8_input"));
+  c.images = static_cast<int>(f.read_attr<std::int64_t>("int8_images"));
+  const auto layers = f.read_attr<std::vector<std::string>>("int8_layers");
+  const auto max = f.read_attr<std::vector<float>>("int8_max");
+  if (layers.size() != max.size())
+    throw Error(fmt::format("'{}': int8_layers and int8_max differ in length", f.file_name()));
+  for (size_t i = 0; i < layers.size(); ++i) c.outputs[layers[i]] = max[i];
+  return c;
 }
 
 void write_progress(h5::Object& f, const FeatureMeta& m) {
@@ -138,6 +154,7 @@ FeatureMeta read_feature_meta(const h5::File& f) {
   m.tool_version = s("tool_version");
   m.created = s("created");
   m.classes = f.open_dataset("classes").read<std::string>();
+  if (auto c = read_calibration_attrs(f)) m.calibration = std::make_shared<Int8Calibration>(*c);
   // The datasets must hold at least the committed rows, in the shape the attributes say.
   const auto feats = f.open_dataset("features");
   const auto dims = feats.dims();
@@ -153,6 +170,31 @@ FeatureMeta read_feature_meta(const h5::File& f) {
       throw Error(fmt::format("'{}': /{} has fewer rows than the {} committed", f.file_name(), d,
                               m.rows_done));
   return m;
+}
+
+void write_calibration(h5::Object& f, const Int8Calibration& c) {
+  std::vector<std::string> layers;
+  std::vector<float> max;
+  for (const auto& [l, v] : c.outputs) {
+    layers.push_back(l);
+    max.push_back(v);
+  }
+  f.write_attr("int8_from", c.from);
+  f.write_attr("int8_input", static_cast<double>(c.input));
+  f.write_attr("int8_images", c.images);
+  f.write_attr("int8_layers", layers);
+  f.write_attr("int8_max", std::span<const float>(max));
+}
+
+Int8Calibration read_calibration(const fs::path& file) {
+  const auto f = h5::File::open(file, h5::Mode::read_only, h5::Access::reader);
+  auto c = read_calibration_attrs(f);
+  if (!c)
+    throw Error(
+        fmt::format("'{}' holds no int8 calibration (int8_* attributes): give a feature "
+                    "file made with --precision int8",
+                    file.string()));
+  return *c;
 }
 
 // --- writer --------------------------------------------------------------------------------

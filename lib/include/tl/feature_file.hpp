@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "tl/hdf5.hpp"
+#include "tl/vgg16.hpp"
 
 namespace tl {
 
@@ -42,6 +43,8 @@ struct FeatureMeta {
   std::vector<std::string> classes;
   int shard_index = 0, shard_count = 1;
   std::int64_t entries_total = 0;  // list entries in this shard (rows + failures when done)
+  // int8: the activation ranges the rows were computed with (attributes int8_*).
+  std::shared_ptr<const Int8Calibration> calibration;
   // Progress (written by the writer; ignored when comparing).
   std::int64_t entries_done = 0, rows_done = 0, failed_count = 0;
   bool complete = false;
@@ -112,5 +115,10 @@ class FeatureReader {
 
 // Reads a file's metadata (throws Error naming the file when it is not a tlkit feature file).
 FeatureMeta read_feature_meta(const h5::File& file);
+
+// The int8 calibration stored in a feature file (--calibration FILE); Error naming the file
+// when it has none.
+Int8Calibration read_calibration(const std::filesystem::path& file);
+void write_calibration(h5::Object& obj, const Int8Calibration& c);
 
 }  // namespace tl
