@@ -1,5 +1,6 @@
 #include "tl/model_file.hpp"
 
+#include <cmath>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -55,12 +56,25 @@ std::string now_utc() {
 
 }  // namespace
 
-void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head) {
+void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head,
+                const std::vector<ConvWeights>& block5) {
   const fs::path tmp = path.string() + ".tmp";
   {
     auto f = h5::File::create(tmp, h5::Create::truncate);
     f.write_attr("format", kModelFormat);
-    f.write_attr("format_version", kModelFormatVersion);
+    f.write_attr("format_version", block5.empty() ? std::int64_t{1} : kModelFormatVersion);
+    if (!block5.empty()) {  // /block5/<layer>/kernel [3, 3, cin, cout] (HWIO), bias [cout]
+      f.write_attr("finetuned", std::string("block5"));
+      auto b = f.create_group("block5");
+      for (const ConvWeights& c : block5) {
+        auto l = b.create_group(c.name);
+        l.create_dataset("kernel", h5::DType::f32,
+                         {3, 3, static_cast<hsize_t>(c.cin), static_cast<hsize_t>(c.cout)})
+            .write<float>(c.kernel);
+        l.create_dataset("bias", h5::DType::f32, {static_cast<hsize_t>(c.cout)})
+            .write<float>(c.bias);
+      }
+    }
     f.write_attr("created", info.created.empty() ? now_utc() : info.created);
     f.write_attr("tool_version", TL_VERSION);
     f.create_dataset("classes", h5::DType::str, {info.classes.size()})
@@ -156,7 +170,33 @@ Model load_model(const fs::path& path) {
         throw Error(fmt::format("'{}': head/{} holds NaN or Inf", path.string(), p.name));
   }
   head.set_weights(w);
-  return {std::move(info), std::move(head)};
+  std::vector<ConvWeights> block5;
+  if (f.has_attr("finetuned")) {
+    info.finetuned = f.read_attr<std::string>("finetuned");
+    if (info.finetuned != "block5")
+      throw Error(fmt::format("'{}': fine-tuned part '{}' is not one this tlkit knows (block5)",
+                              path.string(), info.finetuned));
+    if (!f.exists("block5")) throw Error(fmt::format("'{}': no block5 group", path.string()));
+    const auto b = f.open_group("block5");
+    for (const char* name : {"block5_conv1", "block5_conv2", "block5_conv3"}) {
+      const std::string k = fmt::format("{}/kernel", name), bn = fmt::format("{}/bias", name);
+      if (!b.exists(k) || !b.exists(bn))
+        throw Error(fmt::format("'{}': no block5/{} kernel and bias", path.string(), name));
+      const auto kd = b.open_dataset(k), bd = b.open_dataset(bn);
+      if (kd.dims() != h5::Dims{3, 3, 512, 512} || bd.dims() != h5::Dims{512})
+        throw Error(
+            fmt::format("'{}': block5/{} has kernel {} and bias {}, need 3x3x512x512 "
+                        "and 512",
+                        path.string(), name, fmt::join(kd.dims(), "x"), fmt::join(bd.dims(), "x")));
+      ConvWeights c{name, 512, 512, kd.read<float>(), bd.read<float>()};
+      for (const auto* v : {&c.kernel, &c.bias})
+        for (float x : *v)
+          if (!std::isfinite(x))
+            throw Error(fmt::format("'{}': block5/{} holds NaN or Inf", path.string(), name));
+      block5.push_back(std::move(c));
+    }
+  }
+  return {std::move(info), std::move(head), std::move(block5)};
 }
 
 void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::path& file,

@@ -565,9 +565,10 @@ void plot_confusion_matrix(const ConfusionMatrix& cm, const std::vector<std::str
       cv::rectangle(img, r, blues(share), cv::FILLED);
       if (!any_counts) continue;
       const auto texts = count_texts(n);
-      const auto s = std::find_if(texts.begin(), texts.end(), [&](const std::string& t) {
-        return fits_cell(t, digits_font, cell);
-      });
+      // digits_font captured by copy: clang < 16 cannot capture a structured binding.
+      const auto s = std::find_if(
+          texts.begin(), texts.end(),
+          [&, font = digits_font](const std::string& t) { return fits_cell(t, font, cell); });
       if (s == texts.end()) continue;
       const cv::Scalar ink = share > 0.5 ? kWhite : n == 0 ? kFaintInk : kInk;
       draw_text(img, *s, {r.x + cell / 2, r.y + cell / 2}, digits_font, ink, Align::centre,

@@ -6,9 +6,11 @@
 
 #include <fmt/format.h>
 
+#include "tl/block5.hpp"
 #include "tl/error.hpp"
 #include "tl/evaluate.hpp"
 #include "tl/feature_file_source.hpp"
+#include "tl/finetune.hpp"
 #include "tl/model_file.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
@@ -92,7 +94,17 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   // Features from images were made here, with the model's settings; the weights still count.
   check_features_fit(model.info, src.meta(), cfg.images.empty() ? features : cfg.images, cfg.force);
 
-  const std::vector<float> probs = predict(model.head, src);
+  std::vector<float> probs;
+  if (!model.block5.empty()) {  // fine-tuned: block4_pool rows -> the model's block5 -> head
+    Vgg16Weights w;
+    w.convs = model.block5;
+    w.source = cfg.model.string();
+    Block5 block5(w, src.row_shape());
+    Block5Source rows(src, block5, cfg.batch);
+    probs = predict(model.head, rows);
+  } else {
+    probs = predict(model.head, src);
+  }
   const std::vector<int> pred = argmax_rows(probs, C);
   PredictRunSummary s{.rows = src.rows(), .csv = cfg.output};
   s.failed = FeatureReader(features).failed().size();

@@ -3,12 +3,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <ostream>
 
 #include <fmt/format.h>
 
+#include "tl/block5.hpp"
 #include "tl/error.hpp"
 #include "tl/feature_file_source.hpp"
+#include "tl/finetune.hpp"
 #include "tl/model_file.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
@@ -80,81 +83,69 @@ void require_labels(const FeatureFileSource& s, const char* what,
                             s.classes().size()));
 }
 
-}  // namespace
+// The training data: the feature files, and the validation file or split.
+struct Data {
+  std::unique_ptr<FeatureFileSource> all, val_files;
+  std::unique_ptr<SubsetSource> train_part, val_part;
+  FeatureSource* train = nullptr;
+  FeatureSource* val = nullptr;
+};
 
-TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
-                             const std::atomic<bool>* stop) {
-  if (cfg.train.empty()) throw UsageError("--train: at least one feature file is required");
-  if (cfg.output.empty()) throw UsageError("--output: required (the model file to write)");
-  if (!cfg.val.empty() && cfg.val_split > 0)
-    throw UsageError("--val and --val-split: give one or the other");
-  if (cfg.val_split < 0 || cfg.val_split >= 1)
-    throw UsageError(fmt::format("--val-split: {} (must be in [0, 1))", cfg.val_split));
-  const auto t0 = std::chrono::steady_clock::now();
+Data load_data(const TrainRunConfig& cfg, std::ostream& log) {
   const std::uint64_t limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit();
-
-  FeatureFileSource all(cfg.train, limit);
+  Data d;
+  d.all = std::make_unique<FeatureFileSource>(cfg.train, limit);
+  FeatureFileSource& all = *d.all;
   require_labels(all, "training", cfg.train);
   log << "train: " << all.describe() << "\n";
   if (!all.meta().weights_pretrained)
     log << "warning: these features come from random VGG16 weights (" << all.meta().weights
         << "), NOT pretrained\n";
-
-  std::unique_ptr<FeatureFileSource> val_files;
-  std::unique_ptr<SubsetSource> train_part, val_part;
-  FeatureSource* train_src = &all;
-  FeatureSource* val_src = nullptr;
+  d.train = &all;
   if (!cfg.val.empty()) {
-    val_files = std::make_unique<FeatureFileSource>(cfg.val, limit);
-    require_labels(*val_files, "validation", cfg.val);
+    d.val_files = std::make_unique<FeatureFileSource>(cfg.val, limit);
+    require_labels(*d.val_files, "validation", cfg.val);
     check_features_fit({.head = {}, .classes = all.classes(), .features = all.meta()},
-                       val_files->meta(), cfg.val.front(), false);
-    val_src = val_files.get();
-    log << "validation: " << val_files->describe() << "\n";
+                       d.val_files->meta(), cfg.val.front(), false);
+    d.val = d.val_files.get();
+    log << "validation: " << d.val_files->describe() << "\n";
   } else if (cfg.val_split > 0) {
     const Split split = stratified_split(all, cfg.val_split, cfg.options.seed);
-    train_part = std::make_unique<SubsetSource>(all, split.train);
-    val_part = std::make_unique<SubsetSource>(all, split.val);
-    train_src = train_part.get();
-    val_src = val_part.get();
+    d.train_part = std::make_unique<SubsetSource>(all, split.train);
+    d.val_part = std::make_unique<SubsetSource>(all, split.val);
+    d.train = d.train_part.get();
+    d.val = d.val_part.get();
     log << fmt::format("validation: {} rows held out of {} (stratified, seed {})\n",
                        split.val.size(), all.rows(), cfg.options.seed);
   }
+  return d;
+}
 
-  HeadConfig hc = cfg.head;
-  hc.classes = static_cast<int>(all.classes().size());
-  hc.input = row_shape_of(all.meta());
-  DenseHead head(hc, cfg.options.seed);
-
-  TrainOptions opt = cfg.options;
-  opt.stop = stop;
-  const int width = static_cast<int>(std::to_string(opt.epochs).size());
+TrainCallbacks epoch_logger(const TrainRunConfig& cfg, std::ostream& log, int epochs) {
+  const int width = static_cast<int>(std::to_string(epochs).size());
   TrainCallbacks cb;
-  cb.on_epoch = [&](const EpochRecord& e) {
+  cb.on_epoch = [&cfg, &log, width, epochs](const EpochRecord& e) {
     if (cfg.quiet) return;
     std::string line = fmt::format("epoch {:>{}}/{}: loss {:.4f} accuracy {:.4f}", e.epoch, width,
-                                   opt.epochs, e.loss, e.accuracy);
+                                   epochs, e.loss, e.accuracy);
     if (e.has_val)
       line += fmt::format(" val_loss {:.4f} val_accuracy {:.4f}", e.val_loss, e.val_accuracy);
     log << line << fmt::format(" ({:.1f} s){}\n", e.seconds, e.best ? " *" : "") << std::flush;
   };
-  const TrainResult r = train(head, *train_src, val_src, opt, cb);
-  if (r.interrupted) log << "interrupted: saving the best model so far\n";
-  if (r.early_stopped) log << fmt::format("early stop: best epoch {}\n", r.best_epoch);
+  return cb;
+}
 
-  ModelInfo info{.head = hc,
-                 .classes = all.classes(),
-                 .features = all.meta(),
-                 .training = training_record(cfg, r, all.in_memory())};
-  save_model(cfg.output, info, head);
-
-  TrainRunSummary s{.result = r, .model = cfg.output, .in_memory = all.in_memory()};
-  if (!cfg.history_csv.empty()) write_history_csv(cfg.history_csv, r.history);
+// History, curves and metrics of `r` (with `before`'s epochs first, as one numbered run).
+void write_outputs(const TrainRunConfig& cfg, const TrainResult& r, const TrainResult& before,
+                   const FeatureFileSource& all, const std::string& title, TrainRunSummary& s) {
+  std::vector<EpochRecord> history = before.history;
+  for (EpochRecord e : r.history) {
+    e.epoch += static_cast<int>(before.history.size());
+    history.push_back(e);
+  }
+  if (!cfg.history_csv.empty()) write_history_csv(cfg.history_csv, history);
   s.plot = cfg.plot.empty() ? fs::path(cfg.output).replace_extension(".curves.png") : cfg.plot;
-  if (!r.history.empty())
-    plot_training_curves(r.history, s.plot,
-                         fmt::format("{} head on {} ({} classes)", to_string(hc.kind),
-                                     all.meta().layer, hc.classes));
+  if (!history.empty()) plot_training_curves(history, s.plot, title);
   if (!cfg.metrics_json.empty() && !r.history.empty()) {
     const auto& e = r.best_epoch > 0 ? r.history.at(r.best_epoch - 1) : r.history.back();
     std::string j = fmt::format(
@@ -168,6 +159,165 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                      json_string(cfg.output.string()));
     write_text_file(cfg.metrics_json, j);
   }
+}
+
+void log_end(const TrainResult& r, std::ostream& log) {
+  if (r.interrupted) log << "interrupted: saving the best model so far\n";
+  if (r.early_stopped) log << fmt::format("early stop: best epoch {}\n", r.best_epoch);
+}
+
+// --weights for block5: the features' own weights unless given; they must be the same.
+Vgg16Weights block5_weights(const FinetuneConfig& ft, const FeatureMeta& m) {
+  const bool random = m.weights.rfind("random:", 0) == 0;
+  const std::string spec = !ft.weights.empty() ? ft.weights : random ? m.weights : "";
+  Vgg16Weights w = load_weights(spec, block5_layers());  // Error naming a missing layer
+  const bool same = random ? w.source == m.weights : w.sha256 == m.weights_sha256;
+  if (!same)
+    throw UsageError(fmt::format(
+        "--weights: {} differ from the weights the block4_pool features were made with ({}{}); "
+        "block5 must continue the same network",
+        w.describe(), m.weights,
+        m.weights_sha256.empty() ? ""
+                                 : fmt::format(", sha256 {}", m.weights_sha256.substr(0, 12))));
+  return w;
+}
+
+// The head of --head-init: trained on block5_pool rows of the same shape and classes.
+DenseHead head_from_model(const fs::path& file, const std::vector<std::string>& classes,
+                          const Shape& rows) {
+  Model m = load_model(file);
+  const Shape in = m.head.config().input;
+  if (!m.info.finetuned.empty())
+    throw UsageError(
+        fmt::format("--head-init: '{}' is a fine-tuned model; give a head trained "
+                    "on block5_pool features",
+                    file.string()));
+  if (m.info.classes != classes)
+    throw UsageError(fmt::format("--head-init: '{}' has {} classes [{}], the features {} [{}]",
+                                 file.string(), m.info.classes.size(),
+                                 fmt::join(m.info.classes, ", "), classes.size(),
+                                 fmt::join(classes, ", ")));
+  if (in.h != rows.h || in.w != rows.w || in.c != rows.c)
+    throw UsageError(fmt::format(
+        "--head-init: '{}' takes rows [{}, {}, {}] ({} features), block5_pool of these "
+        "features is [{}, {}, {}]",
+        file.string(), in.h, in.w, in.c, m.info.features.layer, rows.h, rows.w, rows.c));
+  return std::move(m.head);
+}
+
+TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
+                             const std::atomic<bool>* stop) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const FinetuneConfig& ft = cfg.finetune;
+  const int epochs2 = ft.epochs > 0 ? ft.epochs : cfg.options.epochs;
+  if (epochs2 < 1) throw UsageError(fmt::format("--finetune-epochs: {} (must be >= 1)", epochs2));
+  Data d = load_data(cfg, log);
+  const FeatureFileSource& all = *d.all;
+  const FeatureMeta& meta = all.meta();
+  if (meta.layer != kFinetuneFeatureLayer || meta.pool != "none")
+    throw UsageError(fmt::format(
+        "--finetune block5 trains on {} features (tl-extract --layer {}, no --pool); '{}' "
+        "holds {} features{}",
+        kFinetuneFeatureLayer, kFinetuneFeatureLayer, cfg.train.front().string(), meta.layer,
+        meta.pool == "none" ? "" : fmt::format(" pooled ({})", meta.pool)));
+  const Vgg16Weights weights = block5_weights(ft, meta);
+  log << "block5 weights: " << weights.describe() << "\n";
+  Block5 block5(weights, row_shape_of(meta));
+  const Shape out = block5.output_row();
+
+  TrainRunSummary s{.model = cfg.output, .in_memory = all.in_memory()};
+  HeadConfig hc = cfg.head;
+  hc.classes = static_cast<int>(all.classes().size());
+  hc.input = out;
+  std::optional<DenseHead> head;
+  if (!ft.head_init.empty()) {
+    head.emplace(head_from_model(ft.head_init, all.classes(), out));
+    log << fmt::format("head from '{}' ({} {})\n", ft.head_init.string(),
+                       to_string(head->config().kind), to_string(head->config().pool));
+  } else {
+    // Phase 1: block5 frozen; its output computed once, the head trained as usual.
+    log << fmt::format("phase 1: {} head on block5_pool features [{}, {}, {}] (block5 frozen)\n",
+                       to_string(hc.kind), out.h, out.w, out.c);
+    InMemorySource train5 = block5_features(*d.train, weights);
+    std::optional<InMemorySource> val5;
+    if (d.val) val5.emplace(block5_features(*d.val, weights));
+    head.emplace(hc, cfg.options.seed);
+    TrainOptions opt = cfg.options;
+    opt.stop = stop;
+    s.head_phase =
+        train(*head, train5, val5 ? &*val5 : nullptr, opt, epoch_logger(cfg, log, opt.epochs));
+    log_end(s.head_phase, log);
+  }
+  TrainOptions opt = cfg.options;
+  opt.stop = stop;
+  opt.epochs = epochs2;
+  opt.optimizer = ft.optimizer;
+  if (!(stop && stop->load())) {
+    log << fmt::format("phase 2: block5 + head, {} lr {} momentum {}, {} epochs\n",
+                       to_string(opt.optimizer.kind), opt.optimizer.learning_rate,
+                       opt.optimizer.momentum, epochs2);
+    s.result = finetune(block5, *head, *d.train, d.val, opt, epoch_logger(cfg, log, epochs2));
+    log_end(s.result, log);
+  }
+
+  TrainRunConfig rec_cfg = cfg;
+  rec_cfg.options.optimizer = Optimizer(opt.optimizer, {}).config();
+  auto training = training_record(rec_cfg, s.result, all.in_memory());
+  training["finetune"] = "block5";
+  training["finetune_epochs"] = std::to_string(epochs2);
+  training["block5_weights"] = weights.describe();
+  training["head_init"] = ft.head_init.string();
+  training["head_epochs_run"] = std::to_string(s.head_phase.history.size());
+  ModelInfo info{.head = head->config(),
+                 .classes = all.classes(),
+                 .features = meta,
+                 .training = training,
+                 .finetuned = "block5"};
+  save_model(cfg.output, info, *head, block5.conv_weights());
+  write_outputs(cfg, s.result, s.head_phase, all,
+                fmt::format("block5 + {} head on {} ({} classes)", to_string(hc.kind), meta.layer,
+                            hc.classes),
+                s);
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return s;
+}
+
+}  // namespace
+
+TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
+                             const std::atomic<bool>* stop) {
+  if (cfg.train.empty()) throw UsageError("--train: at least one feature file is required");
+  if (cfg.output.empty()) throw UsageError("--output: required (the model file to write)");
+  if (!cfg.val.empty() && cfg.val_split > 0)
+    throw UsageError("--val and --val-split: give one or the other");
+  if (cfg.val_split < 0 || cfg.val_split >= 1)
+    throw UsageError(fmt::format("--val-split: {} (must be in [0, 1))", cfg.val_split));
+  if (cfg.finetune.enabled) return run_finetune(cfg, log, stop);
+  const auto t0 = std::chrono::steady_clock::now();
+  Data d = load_data(cfg, log);
+  const FeatureFileSource& all = *d.all;
+
+  HeadConfig hc = cfg.head;
+  hc.classes = static_cast<int>(all.classes().size());
+  hc.input = row_shape_of(all.meta());
+  DenseHead head(hc, cfg.options.seed);
+
+  TrainOptions opt = cfg.options;
+  opt.stop = stop;
+  const TrainResult r = train(head, *d.train, d.val, opt, epoch_logger(cfg, log, opt.epochs));
+  log_end(r, log);
+
+  ModelInfo info{.head = hc,
+                 .classes = all.classes(),
+                 .features = all.meta(),
+                 .training = training_record(cfg, r, all.in_memory())};
+  save_model(cfg.output, info, head);
+
+  TrainRunSummary s{.result = r, .model = cfg.output, .in_memory = all.in_memory()};
+  write_outputs(
+      cfg, r, {}, all,
+      fmt::format("{} head on {} ({} classes)", to_string(hc.kind), all.meta().layer, hc.classes),
+      s);
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return s;
 }

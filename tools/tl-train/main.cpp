@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
       "Trains a dense classifier (Keras's bottleneck-features top model) on features cached by "
       "tl-extract. Ctrl-C stops training and saves the best model so far.",
       "tl-train --train train.h5 --val-split 0.2 --head mlp --epochs 30 --patience 5 "
-      "--output model.h5 --history history.csv"};
+      "--output model.h5 --history history.csv\n"
+      "  tl-train --finetune block5 --train block4.h5 --weights VGG16.h5 --val-split 0.2 "
+      "--epochs 10 --finetune-epochs 10 --output finetuned.h5"};
   return tl::cli::run(info, argc, argv, [&](tl::cli::Parser& p) {
     namespace po = tl::cli::po;
     tl::TrainRunConfig cfg;
@@ -79,11 +81,46 @@ int main(int argc, char** argv) {
         "plot", po::value(&plot)->value_name("FILE.png"),
         "training curves (default: MODEL.curves.png)")("quiet", po::bool_switch(&cfg.quiet),
                                                        "no per-epoch lines");
+    auto& ft = cfg.finetune;
+    std::string finetune, ft_optimizer = "sgd";
+    po::options_description tune("Fine-tuning (block5 on block4_pool features)");
+    tune.add_options()(
+        "finetune", po::value(&finetune)->value_name("block5"),
+        "train block5_conv1..3 + block5_pool + the head on features cached at block4_pool: "
+        "first the head with block5 frozen (--epochs, --optimizer, --lr), then both together")(
+        "weights", po::value(&ft.weights)->value_name("FILE|random:SEED"),
+        "VGG16 weights block5 starts from (default: the ones the features were made with)")(
+        "head-init", po::value<std::string>()->value_name("MODEL.h5"),
+        "start from this head (trained on block5_pool features of the same images) and skip "
+        "the first phase")("finetune-epochs",
+                           po::value(&ft.epochs)->default_value(0)->value_name("N"),
+                           "epochs of block5 + head (0 = --epochs)")(
+        "finetune-optimizer",
+        po::value(&ft_optimizer)->default_value(ft_optimizer)->value_name("adam|sgd|rmsprop"),
+        "optimizer of block5 + head")(
+        "finetune-lr",
+        po::value(&ft.optimizer.learning_rate)->default_value(1e-4f, "1e-4")->value_name("X"),
+        "learning rate of block5 + head")(
+        "finetune-momentum",
+        po::value(&ft.optimizer.momentum)->default_value(0.9f, "0.9")->value_name("X"),
+        "sgd momentum of block5 + head");
     p.add(data);
     p.add(model);
     p.add(fit);
+    p.add(tune);
     p.add(out);
     if (!p.parse()) return 0;
+    if (!finetune.empty() && finetune != "block5")
+      throw tl::UsageError(
+          fmt::format("--finetune: '{}' (accepted: block5, the only block trained)", finetune));
+    ft.enabled = !finetune.empty();
+    if (!ft.enabled && (!ft.weights.empty() || p.vm().count("head-init")))
+      throw tl::UsageError("--weights and --head-init go with --finetune block5");
+    if (p.vm().count("head-init")) ft.head_init = p.vm()["head-init"].as<std::string>();
+    ft.optimizer.kind = tl::cli::parse_option("--finetune-optimizer", ft_optimizer,
+                                              [](auto& s) { return tl::parse_optimizer(s); });
+    if (ft.epochs < 0)
+      throw tl::UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
     // Checked before any feature file is read, naming the option.
     if (o.epochs < 1)
       throw tl::UsageError(fmt::format("--epochs: {} (must be at least 1)", o.epochs));

@@ -13,11 +13,14 @@
 
 #include "tl/dense_head.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/weights.hpp"
 
 namespace tl {
 
 inline constexpr const char* kModelFormat = "tlkit-model";
-inline constexpr std::int64_t kModelFormatVersion = 1;
+// Version 1: a head. Version 2: a head with fine-tuned block5 weights (only such files are
+// written as version 2, so an older tlkit refuses them instead of ignoring block5).
+inline constexpr std::int64_t kModelFormatVersion = 2;
 
 struct ModelInfo {
   HeadConfig head{};
@@ -28,16 +31,22 @@ struct ModelInfo {
   // Training options and results, as text ("optimizer" -> "adam", "best_epoch" -> "7").
   std::map<std::string, std::string> training{};
   std::string created{}, tool_version{};
+  // "block5" when the model fine-tuned block5 (then `features` are block4_pool features and
+  // Model::block5 holds the trained convs); "" for a head alone.
+  std::string finetuned{};
 };
 
 struct Model {
   ModelInfo info;
   DenseHead head;
+  std::vector<ConvWeights> block5{};  // block5_conv1..3 when info.finetuned == "block5"
 };
 
 // Writes atomically (a temporary file renamed into place): an interrupted save never leaves
 // a half-written model under `path`.
-void save_model(const std::filesystem::path& path, const ModelInfo& info, const DenseHead& head);
+// `block5`: the fine-tuned block5_conv1..3 (stored under /block5, info.finetuned = "block5").
+void save_model(const std::filesystem::path& path, const ModelInfo& info, const DenseHead& head,
+                const std::vector<ConvWeights>& block5 = {});
 
 // Throws Error naming the file when it is not a tlkit model or its weights do not fit.
 Model load_model(const std::filesystem::path& path);

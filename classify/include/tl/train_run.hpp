@@ -13,9 +13,22 @@
 #include <vector>
 
 #include "tl/dense_head.hpp"
+#include "tl/optimizer.hpp"
 #include "tl/trainer.hpp"
 
 namespace tl {
+
+// tl-train --finetune block5: block5_conv1..3 + block5_pool + the head, trained on
+// block4_pool features. Phase 1 trains the head on block5_pool features computed once (block5
+// frozen) with TrainRunConfig::options, unless head_init gives the head; phase 2 trains block5
+// and the head together with `optimizer` for `epochs`.
+struct FinetuneConfig {
+  bool enabled = false;
+  std::string weights{};              // VGG16 file or random:SEED; "" = the features' weights
+  std::filesystem::path head_init{};  // a model trained on block5_pool features; "" = phase 1
+  int epochs = 0;                     // phase 2 epochs; 0 = options.epochs
+  OptimizerConfig optimizer{.kind = OptimizerKind::sgd, .learning_rate = 1e-4f, .momentum = 0.9f};
+};
 
 struct TrainRunConfig {
   std::vector<std::filesystem::path> train{};  // feature files, concatenated
@@ -28,10 +41,12 @@ struct TrainRunConfig {
   TrainOptions options{};          // epochs, batch, optimizer, patience, class weights, seed
   std::uint64_t memory_limit = 0;  // bytes of features to load in memory; 0 = half the RAM
   bool quiet = false;
+  FinetuneConfig finetune{};
 };
 
 struct TrainRunSummary {
-  TrainResult result{};
+  TrainResult result{};      // the training (phase 2 when fine-tuning)
+  TrainResult head_phase{};  // fine-tuning's phase 1 (empty with head_init or without finetune)
   std::filesystem::path model{}, plot{};
   bool in_memory = true;
   double seconds = 0;

@@ -1,0 +1,113 @@
+// VGG16's top block trained on cached block4_pool features: 3x3 convolution (+ ReLU) and 2x2
+// max pooling with their backward passes on oneDNN 2.6 primitives, and Block5, the three
+// convs and the pool with their weights as trainable Params (Keras's HWIO kernels).
+//
+// Activations are plain NHWC float32 (Keras's order, as the feature cache stores them); only
+// the weights live in the layout oneDNN chooses (format any), reordered from the Params at
+// each forward. Layers are built for one batch size; Block5 keeps one plan per batch size.
+//
+//   tl::Vgg16Weights w = tl::load_weights("random:1", tl::block5_layers());
+//   tl::Block5 b5(w, {.h = 14, .w = 14, .c = 512});      // block4_pool rows [14, 14, 512]
+//   b5.train_forward(rows, n, out);                     // {n, 14, 14, 512} -> {n, 7, 7, 512}
+//   b5.backward(rows, n, diff_out);                     // fills every Param::grad
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tl/dense_head.hpp"
+#include "tl/head_layers.hpp"
+#include "tl/vgg16_spec.hpp"
+#include "tl/weights.hpp"
+
+namespace tl {
+
+// "block5_conv1", "block5_conv2", "block5_conv3": the layers fine-tuning loads and trains.
+const std::vector<std::string>& block5_layers();
+
+// The layer before block5: fine-tuning reads features cached there.
+inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
+
+// 3x3 convolution, stride 1, pad 1, bias, optional ReLU (a post-op; its backward is oneDNN's
+// eltwise backward from the output). src/dst NHWC f32; kernel HWIO [3][3][cin][cout].
+class ConvLayer {
+ public:
+  // `diff_src` = false skips backward data (the first layer, whose input is a constant).
+  ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass pass, Scratchpad& scratch,
+            bool diff_src = true);
+  ~ConvLayer();
+  ConvLayer(ConvLayer&&) noexcept;
+  ConvLayer& operator=(ConvLayer&&) noexcept;
+
+  // Reorders the kernel [3, 3, cin, cout] (HWIO) into oneDNN's layouts; bias [cout] is read
+  // at each run from the pointer given here (it must stay valid).
+  void set_weights(const float* kernel, const float* bias);
+  // {N, cin, H, W} -> {N, cout, H, W} (NHWC)
+  void forward(const float* src, float* dst);
+  // From the forward's src and dst and d loss / d dst: diff_src {N, cin, H, W} (skipped when
+  // null), diff_kernel HWIO and diff_bias [cout] (overwritten). diff_dst is not modified.
+  void backward(const float* src, const float* dst, const float* diff_dst, float* diff_src,
+                float* diff_kernel, float* diff_bias);
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Max pooling 2x2 stride 2, floor (Keras's MaxPooling2D), with the training workspace.
+class MaxPoolLayer {
+ public:
+  MaxPoolLayer(int batch, int h, int w, int c, Pass pass, Scratchpad& scratch);
+  ~MaxPoolLayer();
+  MaxPoolLayer(MaxPoolLayer&&) noexcept;
+  MaxPoolLayer& operator=(MaxPoolLayer&&) noexcept;
+  // {N, C, H, W} -> {N, C, H/2, W/2} (NHWC); in training keeps where each maximum came from.
+  void forward(const float* src, float* dst);
+  // {N, C, H/2, W/2} -> {N, C, H, W}: each gradient to its window's maximum (training only).
+  void backward(const float* diff_dst, float* diff_src);
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// block5_conv1 -> block5_conv2 -> block5_conv3 (ReLU each) -> block5_pool.
+class Block5 {
+ public:
+  // `weights` must hold the three block5 convs (Error naming the layer and the file
+  // otherwise); `in` is one block4_pool row [h, w, 512] with h, w >= 2.
+  Block5(const Vgg16Weights& weights, Shape in);
+  ~Block5();
+  Block5(Block5&&) noexcept;
+  Block5& operator=(Block5&&) noexcept;
+
+  Shape input_row() const;   // [h, w, 512]
+  Shape output_row() const;  // [h/2, w/2, 512]
+  size_t input_size() const;
+  size_t output_size() const;
+
+  // "block5_conv1/kernel" {3, 3, 512, 512} (HWIO), "block5_conv1/bias" {512}, ... conv3.
+  std::vector<Param>& params();
+  const std::vector<Param>& params() const;
+  // The current weights as ConvWeights (for the model file and tl::Vgg16).
+  std::vector<ConvWeights> conv_weights() const;
+
+  // Inference: {n, h, w, 512} -> {n, h/2, w/2, 512}.
+  void forward(const float* src, int n, float* dst);
+  // Training forward (keeps the activations of this batch for backward).
+  void train_forward(const float* src, int n, float* dst);
+  // After train_forward(src, n, ...): d loss / d output {n, h/2, w/2, 512} -> every
+  // Param::grad. src must be the rows train_forward read.
+  void backward(const float* src, int n, const float* diff_dst);
+
+  std::string describe() const;  // the oneDNN implementations of the plans built so far
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tl

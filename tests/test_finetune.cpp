@@ -1,0 +1,501 @@
+// Fine-tuning block5 on block4_pool features: conv / ReLU / max-pool backward against central
+// finite differences of float64 references, one block5 + head step against a float64
+// backpropagation, fine-tuning lowering the loss, tl-train --finetune and tl-predict end to
+// end (images == tl-extract at block4_pool + features), and the errors.
+#include <cmath>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "classify_reference.hpp"
+#include "image_fixtures.hpp"
+#include "keras_file_writer.hpp"
+#include "reference_vgg16.hpp"
+#include "test_util.hpp"
+#include "tl/block5.hpp"
+#include "tl/error.hpp"
+#include "tl/extract.hpp"
+#include "tl/feature_file.hpp"
+#include "tl/finetune.hpp"
+#include "tl/model_file.hpp"
+#include "tl/optimizer.hpp"
+#include "tl/predict_run.hpp"
+#include "tl/train_run.hpp"
+
+namespace tl {
+namespace {
+
+namespace fs = std::filesystem;
+using ref::Vec;
+using testing::TempDir;
+
+// ---- float64 references -------------------------------------------------------------------
+
+// {n, h, w, cin} -> {n, h, w, cout}: 3x3 pad 1, HWIO kernel, bias, optional ReLU.
+Vec conv(const Vec& x, int n, int h, int w, int cin, int cout, const Vec& k, const Vec& b,
+         bool relu) {
+  Vec y(static_cast<size_t>(n) * h * w * cout);
+  for (int s = 0; s < n; ++s)
+    for (int i = 0; i < h; ++i)
+      for (int j = 0; j < w; ++j) {
+        double* py = &y[((static_cast<size_t>(s) * h + i) * w + j) * cout];
+        for (int o = 0; o < cout; ++o) py[o] = b[o];
+        for (int ki = 0; ki < 3; ++ki)
+          for (int kj = 0; kj < 3; ++kj) {
+            const int ii = i + ki - 1, jj = j + kj - 1;
+            if (ii < 0 || jj < 0 || ii >= h || jj >= w) continue;
+            const double* px = &x[((static_cast<size_t>(s) * h + ii) * w + jj) * cin];
+            const double* pk = &k[static_cast<size_t>(ki * 3 + kj) * cin * cout];
+            for (int c = 0; c < cin; ++c)
+              for (int o = 0; o < cout; ++o) py[o] += px[c] * pk[c * cout + o];
+          }
+        if (relu)
+          for (int o = 0; o < cout; ++o) py[o] = std::max(py[o], 0.0);
+      }
+  return y;
+}
+
+// Backward of conv (dy w.r.t. the output after ReLU; y the output): dx (when wanted), dk, db.
+void conv_backward(const Vec& x, const Vec& y, Vec dy, int n, int h, int w, int cin, int cout,
+                   const Vec& k, bool relu, Vec* dx, Vec& dk, Vec& db) {
+  if (relu)
+    for (size_t i = 0; i < dy.size(); ++i)
+      if (y[i] <= 0) dy[i] = 0;
+  dk.assign(9ull * cin * cout, 0.0);
+  db.assign(cout, 0.0);
+  if (dx) dx->assign(x.size(), 0.0);
+  for (int s = 0; s < n; ++s)
+    for (int i = 0; i < h; ++i)
+      for (int j = 0; j < w; ++j) {
+        const double* g = &dy[((static_cast<size_t>(s) * h + i) * w + j) * cout];
+        for (int o = 0; o < cout; ++o) db[o] += g[o];
+        for (int ki = 0; ki < 3; ++ki)
+          for (int kj = 0; kj < 3; ++kj) {
+            const int ii = i + ki - 1, jj = j + kj - 1;
+            if (ii < 0 || jj < 0 || ii >= h || jj >= w) continue;
+            const size_t xo = ((static_cast<size_t>(s) * h + ii) * w + jj) * cin;
+            const size_t ko = static_cast<size_t>(ki * 3 + kj) * cin * cout;
+            for (int c = 0; c < cin; ++c) {
+              double acc = 0;
+              for (int o = 0; o < cout; ++o) {
+                dk[ko + c * cout + o] += x[xo + c] * g[o];
+                acc += k[ko + c * cout + o] * g[o];
+              }
+              if (dx) (*dx)[xo + c] += acc;
+            }
+          }
+      }
+}
+
+// {n, h, w, c} -> {n, h/2, w/2, c}: max 2x2 stride 2 (floor); argmax the first maximum.
+Vec pool(const Vec& x, int n, int h, int w, int c, std::vector<size_t>* argmax = nullptr) {
+  const int oh = h / 2, ow = w / 2;
+  Vec y(static_cast<size_t>(n) * oh * ow * c);
+  if (argmax) argmax->resize(y.size());
+  for (int s = 0; s < n; ++s)
+    for (int i = 0; i < oh; ++i)
+      for (int j = 0; j < ow; ++j)
+        for (int k = 0; k < c; ++k) {
+          size_t best = 0;
+          double m = -INFINITY;
+          for (int di = 0; di < 2; ++di)
+            for (int dj = 0; dj < 2; ++dj) {
+              const size_t at =
+                  ((static_cast<size_t>(s) * h + 2 * i + di) * w + 2 * j + dj) * c + k;
+              if (x[at] > m) m = x[at], best = at;
+            }
+          const size_t o = ((static_cast<size_t>(s) * oh + i) * ow + j) * c + k;
+          y[o] = m;
+          if (argmax) (*argmax)[o] = best;
+        }
+  return y;
+}
+
+double dot(const Vec& a, const Vec& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+Vec randn(size_t n, std::uint64_t seed, double lo = -1, double hi = 1) {
+  return ref::to_double(ref::random_floats(n, seed, lo, hi));
+}
+
+std::vector<float> to_float(const Vec& v) {
+  return {v.begin(), v.end()};
+}
+
+// ---- layers against finite differences ----------------------------------------------------
+
+// L = sum(g * conv(x)): d L / d x, kernel and bias from oneDNN vs central differences.
+void check_conv(bool relu) {
+  const int n = 2, h = 5, w = 4, cin = 3, cout = 4;
+  Vec x = randn(static_cast<size_t>(n) * h * w * cin, 1), k = randn(9 * cin * cout, 2, -0.5, 0.5),
+      b = randn(cout, 3, -0.2, 0.2);
+  const Vec g = randn(static_cast<size_t>(n) * h * w * cout, 4);
+  auto loss = [&] { return dot(g, conv(x, n, h, w, cin, cout, k, b, relu)); };
+
+  Scratchpad scratch;
+  ConvLayer layer(n, h, w, cin, cout, relu, Pass::training, scratch);
+  const auto xf = to_float(x), kf = to_float(k), bf = to_float(b), gf = to_float(g);
+  std::vector<float> y(g.size()), dx(x.size()), dk(k.size()), db(b.size());
+  layer.set_weights(kf.data(), bf.data());
+  layer.forward(xf.data(), y.data());
+  EXPECT_LT(ref::rel_error(y, conv(x, n, h, w, cin, cout, k, b, relu)), 1e-6);
+  layer.backward(xf.data(), y.data(), gf.data(), dx.data(), dk.data(), db.data());
+  EXPECT_LT(ref::rel_error(dx, ref::numeric_grad(x, loss)), 1e-5) << "diff_src";
+  EXPECT_LT(ref::rel_error(dk, ref::numeric_grad(k, loss)), 1e-5) << "diff_weights";
+  EXPECT_LT(ref::rel_error(db, ref::numeric_grad(b, loss)), 1e-5) << "diff_bias";
+}
+
+TEST(ConvLayer, BackwardMatchesFiniteDifferences) {
+  check_conv(false);
+}
+
+TEST(ConvLayer, ReluBackwardMatchesFiniteDifferences) {
+  check_conv(true);
+}
+
+TEST(MaxPoolLayer, BackwardMatchesFiniteDifferencesOddSizesFloor) {
+  const int n = 2, h = 5, w = 6, c = 3;  // 5x6 -> 2x3: the last row is dropped, as Keras does
+  Vec x = randn(static_cast<size_t>(n) * h * w * c, 5);
+  const Vec g = randn(static_cast<size_t>(n) * (h / 2) * (w / 2) * c, 6);
+  auto loss = [&] { return dot(g, pool(x, n, h, w, c)); };
+  Scratchpad scratch;
+  MaxPoolLayer layer(n, h, w, c, Pass::training, scratch);
+  const auto xf = to_float(x), gf = to_float(g);
+  std::vector<float> y(g.size()), dx(x.size());
+  layer.forward(xf.data(), y.data());
+  EXPECT_LT(ref::rel_error(y, pool(x, n, h, w, c)), 1e-7);
+  layer.backward(gf.data(), dx.data());
+  EXPECT_LT(ref::rel_error(dx, ref::numeric_grad(x, loss)), 1e-6);
+}
+
+TEST(ConvLayer, BadSizesAreRefused) {
+  Scratchpad scratch;
+  EXPECT_THROW(ConvLayer(0, 4, 4, 3, 3, true, Pass::training, scratch), Error);
+  EXPECT_THROW(MaxPoolLayer(1, 1, 4, 3, Pass::training, scratch), Error);
+}
+
+// ---- one block5 + head step against float64 ----------------------------------------------
+
+// block5 weights as the library loads them: only the three block5 convs.
+Vgg16Weights block5_weights(std::uint64_t seed) {
+  Vgg16Weights all = ref::test_weights(seed), w;
+  for (const auto& name : block5_layers()) w.convs.push_back(all.conv(name));
+  w.source = all.source;
+  return w;
+}
+
+TEST(Block5, ShapesAndParamsInKerasLayout) {
+  Block5 b5(block5_weights(1), {1, 9, 7, 512});
+  EXPECT_EQ(b5.output_row(), (Shape{1, 4, 3, 512}));
+  ASSERT_EQ(b5.params().size(), 6u);
+  EXPECT_EQ(b5.params()[0].name, "block5_conv1/kernel");
+  EXPECT_EQ(b5.params()[0].shape, (std::vector<int>{3, 3, 512, 512}));
+  EXPECT_EQ(b5.params()[5].name, "block5_conv3/bias");
+  EXPECT_EQ(b5.conv_weights()[2].kernel, block5_weights(1).conv("block5_conv3").kernel);
+}
+
+TEST(Block5, InferenceForwardEqualsTheFloat64ReferenceAndVgg16) {
+  const Shape in{2, 5, 5, 512};  // odd: 5x5 -> 2x2
+  const Vgg16Weights w = block5_weights(2);
+  const auto x = ref::random_input(static_cast<size_t>(in.elems()), 3, 0.f, 1.f);
+  Block5 b5(w, in);
+  std::vector<float> y(2 * b5.output_size());
+  b5.forward(x.data(), 2, y.data());
+  EXPECT_LT(
+      ref::rel_error(y, ref::forward(w, Vec(x.begin(), x.end()), in, "block4_pool", "block5_pool")),
+      1e-5);
+}
+
+TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
+  const int n = 2, h = 4, wd = 4, c = 512, classes = 3;
+  const Vgg16Weights w = block5_weights(3);
+  const auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 4, 0.f, 1.f);
+  const std::vector<int> labels{2, 0};
+  Block5 b5(w, {1, h, wd, c});
+  DenseHead head({.kind = HeadKind::linear,
+                  .pool = Pool::flatten,
+                  .classes = classes,
+                  .input = b5.output_row()},
+                 5);
+  FinetuneStep step(b5, head);
+  std::mt19937_64 rng(1);
+  const BatchResult r = step.train_step(xf.data(), n, labels, {}, rng);
+
+  // float64: three convs + ReLU, pool, dense, softmax cross-entropy, and back.
+  std::vector<Vec> a{Vec(xf.begin(), xf.end())}, kern, bias;
+  for (const auto& name : block5_layers()) {
+    kern.push_back(ref::to_double(w.conv(name).kernel));
+    bias.push_back(ref::to_double(w.conv(name).bias));
+    a.push_back(conv(a.back(), n, h, wd, c, c, kern.back(), bias.back(), true));
+  }
+  std::vector<size_t> arg;
+  const Vec y = pool(a.back(), n, h, wd, c, &arg);
+  const int f = static_cast<int>(y.size() / n);
+  const Vec hk = ref::to_double(head.params()[0].value),
+            hb = ref::to_double(head.params()[1].value);
+  const Vec logits = ref::dense(y, n, f, classes, hk, hb);
+  EXPECT_NEAR(r.loss, ref::ce_loss(logits, classes, labels, {}), 1e-5);
+  Vec dlogits = ref::softmax(logits, classes);
+  for (int i = 0; i < n; ++i) dlogits[i * classes + labels[i]] -= 1;
+  for (double& v : dlogits) v /= n;
+  Vec dhk(hk.size(), 0.0), dhb(classes, 0.0), dy(y.size(), 0.0);
+  for (int i = 0; i < n; ++i)
+    for (int o = 0; o < classes; ++o) {
+      const double g = dlogits[i * classes + o];
+      dhb[o] += g;
+      for (int k = 0; k < f; ++k) {
+        dhk[k * classes + o] += y[i * f + k] * g;
+        dy[i * f + k] += hk[k * classes + o] * g;
+      }
+    }
+  Vec da(a.back().size(), 0.0);
+  for (size_t o = 0; o < arg.size(); ++o) da[arg[o]] += dy[o];
+  std::vector<Vec> dk(3), db(3);
+  for (int l = 2; l >= 0; --l) {
+    Vec dx;
+    conv_backward(a[l], a[l + 1], da, n, h, wd, c, c, kern[l], true, l > 0 ? &dx : nullptr, dk[l],
+                  db[l]);
+    da = std::move(dx);
+  }
+  EXPECT_LT(ref::rel_error(head.params()[0].grad, dhk), 1e-4);
+  EXPECT_LT(ref::rel_error(head.params()[1].grad, dhb), 1e-4);
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_LT(ref::rel_error(b5.params()[2 * l].grad, dk[l]), 1e-4) << block5_layers()[l];
+    EXPECT_LT(ref::rel_error(b5.params()[2 * l + 1].grad, db[l]), 1e-4) << block5_layers()[l];
+  }
+  // The update: new = old - lr * grad (SGD, no momentum), against the float64 gradients.
+  const float lr = 0.5f;
+  Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = lr}, b5.params());
+  sgd.step(b5.params());
+  for (int l = 0; l < 3; ++l) {  // off by at most 1e-4 of the step plus float rounding
+    double err = 0, step_size = 0, scale = 0;
+    for (size_t i = 0; i < kern[l].size(); ++i) {
+      const double want = kern[l][i] - lr * dk[l][i];
+      err = std::max(err, std::abs(b5.params()[2 * l].value[i] - want));
+      step_size = std::max(step_size, std::abs(lr * dk[l][i]));
+      scale = std::max(scale, std::abs(kern[l][i]));
+    }
+    EXPECT_GT(step_size, 1e-3 * scale) << "a step too small to test";
+    EXPECT_LT(err, 1e-4 * step_size + 1.2e-7 * scale) << block5_layers()[l];
+  }
+}
+
+TEST(FinetuneStep, MlpWithGlobalPoolGradientMatchesFiniteDifferenceOfTheLoss) {
+  // The head's input gradient through avg pooling and an mlp (dropout 0), checked end to end
+  // on a few block5 kernel entries: a float64 loss of (block5 -> head) vs the step's gradient.
+  const int n = 2, h = 2, wd = 2, c = 512, classes = 2;
+  const Vgg16Weights w = block5_weights(6);
+  const auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 7, 0.f, 1.f);
+  const std::vector<int> labels{1, 0};
+  Block5 b5(w, {1, h, wd, c});
+  const HeadConfig hc{.kind = HeadKind::mlp,
+                      .pool = Pool::avg,
+                      .hidden = 8,
+                      .dropout = 0.f,
+                      .classes = classes,
+                      .input = b5.output_row()};
+  DenseHead head(hc, 8);
+  FinetuneStep step(b5, head);
+  std::mt19937_64 rng(1);
+  step.train_step(xf.data(), n, labels, {}, rng);
+  std::vector<Vec> kern, bias;
+  for (const auto& name : block5_layers()) {
+    kern.push_back(ref::to_double(w.conv(name).kernel));
+    bias.push_back(ref::to_double(w.conv(name).bias));
+  }
+  const auto hp = ref::params_of(head);
+  auto loss = [&] {
+    Vec a(xf.begin(), xf.end());
+    for (int l = 0; l < 3; ++l) a = conv(a, n, h, wd, c, c, kern[l], bias[l], true);
+    const Vec y = pool(a, n, h, wd, c);
+    return ref::ce_loss(ref::head_logits(hc, hp, y, n, {}), classes, labels, {});
+  };
+  for (int l = 0; l < 3; ++l)
+    for (size_t i : {size_t{0}, size_t{12345}, size_t{9ull * 512 * 512 - 1}}) {
+      const double keep = kern[l][i];
+      kern[l][i] = keep + 1e-4;
+      const double up = loss();
+      kern[l][i] = keep - 1e-4;
+      const double down = loss();
+      kern[l][i] = keep;
+      const double want = (up - down) / 2e-4;
+      EXPECT_NEAR(b5.params()[2 * l].grad[i], want, 1e-5 + 1e-3 * std::abs(want))
+          << block5_layers()[l] << " kernel[" << i << "]";
+    }
+}
+
+TEST(FinetuneStep, TrainingBlock5AloneLowersTheLoss) {
+  // The head is frozen: only block5's updates can lower the loss.
+  const int n = 12, h = 2, wd = 2, c = 512;
+  auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 9, 0.f, 1.f);
+  std::vector<int> labels(n);
+  for (int i = 0; i < n; ++i) labels[i] = i % 3;
+  Block5 b5(block5_weights(10), {1, h, wd, c});
+  DenseHead head({.classes = 3, .input = b5.output_row()}, 11);
+  FinetuneStep step(b5, head);
+  Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 1e-3f, .momentum = 0.9f},
+                b5.params());
+  std::mt19937_64 rng(1);
+  double first = 0, last = 0;
+  for (int it = 0; it < 15; ++it) {
+    last = step.train_step(xf.data(), n, labels, {}, rng).loss;
+    if (it == 0) first = last;
+    sgd.step(b5.params());
+  }
+  EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+}
+
+// ---- tl-train --finetune and tl-predict ----------------------------------------------------
+
+ExtractConfig extract_config(const fs::path& images, const fs::path& out, std::string layer) {
+  ExtractConfig c;
+  c.images = images;
+  c.output = out;
+  c.weights = "random:3";
+  c.net = {.batch = 4, .height = 32, .width = 32, .to = std::move(layer)};
+  c.image = {.height = 32, .width = 32};
+  c.threads = 2;
+  c.quiet = true;
+  return c;
+}
+
+TrainRunConfig finetune_config(const fs::path& train, const fs::path& out) {
+  TrainRunConfig c;
+  c.train = {train};
+  c.output = out;
+  c.options.epochs = 3;
+  c.options.batch = 4;
+  c.options.seed = 7;
+  c.quiet = true;
+  c.finetune.enabled = true;
+  c.finetune.weights = "random:3";
+  c.finetune.epochs = 3;
+  c.finetune.optimizer.learning_rate = 1e-3f;
+  return c;
+}
+
+std::string train_error(const TrainRunConfig& c) {
+  std::ostringstream log;
+  return testing::error_of([&] { run_training(c, log); });
+}
+
+struct Images {
+  TempDir d;
+  Images() {
+    testing::make_class_folders(d / "train", {"circle", "square"}, 4);
+    testing::make_class_folders(d / "test", {"circle", "square"}, 3, 36, 30);
+    std::ostringstream log;
+    run_extract(extract_config(d / "train", d / "train4.h5", "block4_pool"), log);
+    run_extract(extract_config(d / "test", d / "test4.h5", "block4_pool"), log);
+  }
+};
+
+TEST(FinetuneRun, TwoPhasesThenPredictOnImagesEqualsExtractAtBlock4PoolThenFeatures) {
+  Images im;
+  const fs::path d = im.d.path();
+  auto tc = finetune_config(d / "train4.h5", d / "ft.h5");
+  tc.val_split = 0.25;
+  tc.history_csv = d / "history.csv";
+  std::ostringstream log;
+  const TrainRunSummary s = run_training(tc, log);
+  EXPECT_EQ(s.head_phase.history.size(), 3u);
+  EXPECT_EQ(s.result.history.size(), 3u);
+  EXPECT_HAS(log.str(), "phase 1");
+  EXPECT_HAS(log.str(), "phase 2");
+  const Model m = load_model(d / "ft.h5");
+  EXPECT_EQ(m.info.finetuned, "block5");
+  EXPECT_EQ(m.info.features.layer, "block4_pool");
+  EXPECT_EQ(m.info.head.input, (Shape{1, 1, 1, 512}));
+  ASSERT_EQ(m.block5.size(), 3u);
+  EXPECT_NE(m.block5[0].kernel, random_weights(3).conv("block5_conv1").kernel);  // trained
+
+  PredictRunConfig f;
+  f.model = d / "ft.h5";
+  f.features = d / "test4.h5";
+  f.output = d / "from_features.csv";
+  f.quiet = true;
+  std::ostringstream plog;
+  const auto sf = run_prediction(f, plog);
+  PredictRunConfig i = f;
+  i.features.clear();
+  i.images = d / "test";
+  i.output = d / "from_images.csv";
+  i.batch = 4;
+  i.threads = 2;
+  const auto si = run_prediction(i, plog);
+  EXPECT_EQ(si.rows, 6u);
+  EXPECT_EQ(testing::read_bytes(d / "from_features.csv"),
+            testing::read_bytes(d / "from_images.csv"));
+  EXPECT_EQ(sf.accuracy, si.accuracy);
+
+  // --head-init: a head trained on block5_pool features of the same images.
+  run_extract(extract_config(d / "train", d / "train5.h5", "block5_pool"), plog);
+  TrainRunConfig hc;
+  hc.train = {d / "train5.h5"};
+  hc.output = d / "head5.h5";
+  hc.options.epochs = 2;
+  hc.quiet = true;
+  run_training(hc, plog);
+  auto tc2 = finetune_config(d / "train4.h5", d / "ft2.h5");
+  tc2.finetune.head_init = d / "head5.h5";
+  std::ostringstream log2;
+  const TrainRunSummary s2 = run_training(tc2, log2);
+  EXPECT_TRUE(s2.head_phase.history.empty());
+  EXPECT_EQ(s2.result.history.size(), 3u);
+  EXPECT_HAS(log2.str(), "head5.h5");
+}
+
+TEST(FinetuneRunErrors, OtherLayerHeadInitAndWeightsWithoutBlock5AreRefused) {
+  Images im;
+  const fs::path d = im.d.path();
+  std::ostringstream log;
+  // Features from another layer.
+  run_extract(extract_config(d / "train", d / "train5.h5", "block5_pool"), log);
+  auto msg = train_error(finetune_config(d / "train5.h5", d / "x.h5"));
+  EXPECT_HAS(msg, "block4_pool");
+  EXPECT_HAS(msg, "block5_pool");
+  EXPECT_HAS(msg, "train5.h5");
+  // A head-init of another shape (trained on block4_pool rows) ...
+  TrainRunConfig hc;
+  hc.train = {d / "train4.h5"};
+  hc.output = d / "head4.h5";
+  hc.options.epochs = 1;
+  hc.quiet = true;
+  run_training(hc, log);
+  auto tc = finetune_config(d / "train4.h5", d / "x.h5");
+  tc.finetune.head_init = d / "head4.h5";
+  msg = train_error(tc);
+  EXPECT_HAS(msg, "head4.h5");
+  EXPECT_HAS(msg, "[1, 1, 512]");
+  // ... or other classes.
+  testing::make_class_folders(d / "three", {"a", "b", "c"}, 2);
+  run_extract(extract_config(d / "three", d / "three5.h5", "block5_pool"), log);
+  hc.train = {d / "three5.h5"};
+  hc.output = d / "head3.h5";
+  run_training(hc, log);
+  tc.finetune.head_init = d / "head3.h5";
+  msg = train_error(tc);
+  EXPECT_HAS(msg, "head3.h5");
+  EXPECT_HAS(msg, "classes");
+  // A weights file without block5.
+  Vgg16Weights partial = random_weights(3);
+  partial.convs.resize(10);  // up to block4_conv3
+  testing::write_keras_file(d / "no_block5.h5", partial, {});
+  tc.finetune.head_init.clear();
+  tc.finetune.weights = (d / "no_block5.h5").string();
+  msg = train_error(tc);
+  EXPECT_HAS(msg, "block5_conv1");
+  EXPECT_HAS(msg, "no_block5.h5");
+  // Options.
+  tc.finetune.weights = "random:3";
+  tc.finetune.epochs = 0;
+  tc.options.epochs = 0;
+  EXPECT_THROW(run_training(tc, log), UsageError);
+}
+
+}  // namespace
+}  // namespace tl
