@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tlkit needs to build, test and run its demo.
-# Safe to rerun: does nothing when everything is already installed.
+# Safe to rerun: does nothing when everything is already installed. The optional Slurm + munge
+# packages of the one-node Slurm test are not here: scripts/install-slurm.sh installs them.
 set -euo pipefail
 
 packages=(

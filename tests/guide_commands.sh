@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the commands of docs/GUIDE.md on a tiny data set (10 classes x 10 training, 5 held-out
 # Fashion-MNIST PNGs) and checks that the guide and this script agree:
-#   - every tl-extract/tl-train/tl-predict command in the guide's bash blocks uses options that
-#     the tool's --help lists;
+#   - every tl-extract/tl-train/tl-predict/tl-merge command in the guide's bash blocks uses
+#     options that the tool's --help lists;
 #   - every such one-line command appears below, character for character, once the guide's
 #     ImageNet weights are replaced by `--weights random:1 --size 32` (fast, no weights file;
 #     tl-predict takes its size from the model, so there only the weights change);
-#   - the Slurm array script of the guide runs (Slurm variables simulated, 2 tasks);
+#   - --slurm-array submits (a fake sbatch keeps the script), its 8 tasks run with the Slurm
+#     variables simulated, a lost task is rerun, tl-merge's file equals the single-machine one;
 #   - the guide's h5py snippets run as written (skipped when python3 lacks h5py).
 # Usage: tests/guide_commands.sh BUILD_DIR SCRATCH_DIR
 set -euo pipefail
@@ -18,7 +19,7 @@ self="$here/$(basename "$0")"
 guide="$here/../docs/GUIDE.md"
 python=${TL_PYTHON:-/usr/bin/python3}
 [ -f "$guide" ] || { echo "guide_commands: $guide not found" >&2; exit 1; }
-for t in tl-extract tl-train tl-predict; do
+for t in tl-extract tl-train tl-predict tl-merge; do
   [ -x "$build/tools/$t" ] || { echo "guide_commands: $build/tools/$t not built" >&2; exit 1; }
 done
 [ -x "$build/data/tl-demo-data" ] || { echo "guide_commands: $build/data/tl-demo-data not built" >&2; exit 1; }
@@ -66,7 +67,7 @@ checked=0
 while IFS=$'\t' read -r _ line; do
   # Split at ; && || | so that each piece holds at most one command.
   while IFS= read -r piece; do
-    for t in tl-extract tl-train tl-predict; do
+    for t in tl-extract tl-train tl-predict tl-merge; do
       re="(^|[[:space:](])$t([[:space:]]|\$)"
       [[ "$piece" =~ $re ]] || continue
       rest=${piece#*"$t"}
@@ -85,7 +86,7 @@ echo "$checked options checked"
 say "every one-line tl-* command of the guide is run by this script"
 listed=0
 while IFS=$'\t' read -r _ line; do
-  [[ "$line" =~ ^(tl-extract|tl-train|tl-predict)[[:space:]] ]] || continue
+  [[ "$line" =~ ^(tl-extract|tl-train|tl-predict|tl-merge)[[:space:]] ]] || continue
   # The sbatch script and the collect loop are run as written, as wholes, below.
   [[ "$line" == *'$SLURM_'* || "$line" == *'${args[@]}'* ]] && continue
   # tl-predict takes the size from the model: only the weights change there.
@@ -132,35 +133,53 @@ rc=0
 tl-predict --model model.h5 --images data/test --weights random:2 --output other.csv --quiet || rc=$?
 [ "$rc" -eq 1 ] || fail "tl-predict with other weights: exit $rc, expected a refusal (1)"
 
-say "6. fine-tuning: the extraction part"
+say "6. fine-tuning block5 on block4_pool features"
 tl-extract --images data/train --output train-block4.h5 --layer block4_pool --weights random:1 --size 32
+tl-train --finetune block5 --train train-block4.h5 --val-split 0.2 --head mlp --epochs 10 --finetune-epochs 5 --output model-finetuned.h5
+tl-train --finetune block5 --train train-block4.h5 --head-init model.h5 --val-split 0.2 --finetune-epochs 5 --output model-finetuned2.h5
+tl-predict --model model-finetuned.h5 --images data/test --weights random:1 --output predictions-finetuned.csv
+[ "$(wc -l <predictions-finetuned.csv)" -eq 51 ] || fail "predictions-finetuned.csv: $(wc -l <predictions-finetuned.csv) lines"
+expect_fail_train() {  # a fine-tuning error: exit $1, message containing $2
+  local rc=0 out
+  out=$("${@:3}" 2>&1) || rc=$?
+  [ "$rc" -eq "$1" ] && grep -qF -- "$2" <<<"$out" || fail "exit $rc, expected $1 and '$2': ${*:3}: $out"
+}
+expect_fail_train 2 block4_pool tl-train --finetune block5 --train train.h5 --output never.h5
 
-say "10. shards by hand, training on both"
-mkdir -p feats.shards
-tl-extract --images data/train --output feats.shards/shard-0.h5 --shard 0/2 --weights random:1 --size 32
-tl-extract --images data/train --output feats.shards/shard-1.h5 --shard 1/2 --weights random:1 --size 32
-tl-train --train feats.shards/shard-0.h5 --train feats.shards/shard-1.h5 --val-split 0.2 --output model-shards.h5
+say "10. shards by hand, training on the folder"
+mkdir -p train.shards
+tl-extract --images data/train --output train.shards/shard-0-of-2.h5 --shard 0/2 --weights random:1 --size 32
+tl-extract --images data/train --output train.shards/shard-1-of-2.h5 --shard 1/2 --weights random:1 --size 32
+tl-train --train train.shards --val-split 0.2 --output model-shards.h5
+tl-train --train train.shards/shard-0-of-2.h5 --train train.shards/shard-1-of-2.h5 --epochs 2 --output model-shard-files.h5
 
-say "10. the guide's sbatch script, Slurm simulated (2 tasks), then the collect loop"
-mkdir -p slurm
-ln -s ../data slurm/data
-block_with bash '#SBATCH --array' |
-  sed -e 's|--weights vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5|--weights random:1 --size 32|' \
-      -e 's|#SBATCH --array=0-7|#SBATCH --array=0-1|' \
-      -e 's|\$SLURM_ARRAY_TASK_ID/8|$SLURM_ARRAY_TASK_ID/2|' >slurm/extract.sbatch
-grep -q -- '--weights random:1 --size 32' slurm/extract.sbatch &&
-  grep -q 'SLURM_ARRAY_TASK_ID/2' slurm/extract.sbatch || fail "the guide's sbatch script changed shape"
-for k in 0 1; do
-  (cd slurm && SLURM_ARRAY_TASK_ID=$k SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=2 \
-    SLURM_CPUS_PER_TASK=1 bash extract.sbatch)
+say "10. --slurm-array (sbatch simulated: the script is kept, its 8 tasks run one by one)"
+mkdir -p fakebin
+printf '#!/bin/sh\ncat >"%s/submitted.sbatch"\necho "Submitted batch job 1"\n' "$scratch" >fakebin/sbatch
+chmod +x fakebin/sbatch
+saved_path=$PATH
+export PATH="$scratch/fakebin:$PATH"
+tl-extract --images data/train --output feats.h5 --slurm-array 8 --cpus-per-task 16 --sbatch-arg=--time=04:00:00 --sbatch-arg=--mem=8G --weights random:1 --size 32
+export PATH=$saved_path
+grep -qx '#SBATCH --array=0-7' submitted.sbatch && grep -qx '#SBATCH --mem=8G' submitted.sbatch ||
+  fail "the submitted script lacks its #SBATCH lines"
+tl-extract --images data/train --output feats.h5 --slurm-array 8 --cpus-per-task 16 --dry-run --weights random:1 --size 32 > extract.sbatch
+grep -q -- '--shard "$k/8"' extract.sbatch || fail "the --dry-run script runs no --shard K/8"
+for k in 0 1 2 3 4 5 6 7; do
+  SLURM_ARRAY_TASK_ID=$k SLURM_CPUS_PER_TASK=1 bash submitted.sbatch 2>/dev/null
 done
-# A rerun of a finished task is a no-op that succeeds.
-(cd slurm && SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_COUNT=1 \
-  SLURM_CPUS_PER_TASK=1 bash extract.sbatch)
-collect=$(block_with bash 'args=(); for k in $(seq 0 7)' | sed -e 's/seq 0 7/seq 0 1/')
-[ -n "$collect" ] || fail "the guide's collect loop is missing"
-(cd slurm && eval "$collect")
-[ -s slurm/model.h5 ] || fail "the collect loop wrote no slurm/model.h5"
+# A failed task 3, resubmitted (sbatch --array=3 extract.sbatch); a finished one is a no-op.
+rm feats.shards/shard-3-of-8.h5
+rc=0
+tl-merge feats.shards --output never.h5 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || fail "tl-merge over a folder without shard 3: exit $rc, expected 1"
+SLURM_ARRAY_TASK_ID=3 SLURM_CPUS_PER_TASK=1 bash extract.sbatch 2>/dev/null
+SLURM_ARRAY_TASK_ID=3 SLURM_CPUS_PER_TASK=1 bash extract.sbatch 2>&1 | grep -q 'already complete' ||
+  fail "a rerun of a finished task did not say so"
+tl-merge feats.shards --output feats.h5
+tl-merge feats.shards --output feats-copy.h5 --copy
+tl-train --train feats.h5 --val-split 0.2 --head mlp --output model-slurm.h5
+tl-train --train feats.shards --epochs 2 --output model-slurm-folder.h5
 # Without --shard, the Slurm array variables pick the shard.
 SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_MIN=0 SLURM_ARRAY_TASK_COUNT=2 \
   tl-extract --images data/train --output env-shard-1.h5 --weights random:1 --size 32 --quiet
@@ -186,7 +205,7 @@ expect 2 tl-train --train train.h5 --patience 2 --output never.h5
 say "9. h5py snippets (as written in the guide)"
 if "$python" -c 'import h5py, numpy' 2>/dev/null; then
   block_with python 'with h5py.File("train.h5", "r") as f:' >load.py
-  block_with python 'feats.shards/shard-0.h5' >shards.py
+  block_with python 'with h5py.File("feats.h5", "r") as f:' >shards.py
   [ -s load.py ] && [ -s shards.py ] || fail "the guide's h5py snippets are missing"
   "$python" - <<'EOF'
 import h5py, numpy as np
@@ -198,23 +217,25 @@ assert y.shape == (100,) and len(classes) == 10 and classes == sorted(classes), 
 assert (np.bincount(y) == 10).all(), np.bincount(y)
 
 sh = {}
-exec(open("shards.py").read(), sh)
+exec(open("shards.py").read(), sh)  # the merged file of the 8-task array
 with h5py.File("train.h5", "r") as f:
     whole_x, whole_y = f["features"][:], f["labels"][:]
     whole_paths = list(f["paths"].asstr()[:])
-assert sh["paths"] == whole_paths, "shard rows are not the single-machine rows in order"
+assert sh["paths"] == whole_paths, "merged rows are not the single-machine rows in order"
 assert np.array_equal(sh["y"], whole_y)
-assert np.allclose(sh["x"], whole_x, rtol=1e-5, atol=1e-5 * np.abs(whole_x).max())
+assert np.array_equal(sh["x"], whole_x), "merged features differ from the single-machine run"
+with h5py.File("feats.h5", "r") as f, h5py.File("feats-copy.h5", "r") as g:
+    assert f["features"].is_virtual and not g["features"].is_virtual
+    assert np.array_equal(g["features"][:], whole_x) and f.attrs["rows_done"] == 100
 
 def rows(fn):
     with h5py.File(fn, "r") as f:
         return list(f["paths"].asstr()[:]), dict(f.attrs)
-for k in (0, 1):  # the sbatch script made the same shards
-    p, a = rows(f"slurm/feats.shards/shard-{k}.h5")
-    q, _ = rows(f"feats.shards/shard-{k}.h5")
-    assert p == q and a["shard_index"] == k and a["shard_count"] == 2, (k, a)
+for k in (0, 1):
+    p, a = rows(f"train.shards/shard-{k}-of-2.h5")
+    assert a["shard_index"] == k and a["shard_count"] == 2, (k, a)
 p, a = rows("env-shard-1.h5")
-assert p == rows("feats.shards/shard-1.h5")[0] and (a["shard_index"], a["shard_count"]) == (1, 2)
+assert p == rows("train.shards/shard-1-of-2.h5")[0] and (a["shard_index"], a["shard_count"]) == (1, 2)
 with h5py.File("train-bf16.h5", "r") as f:
     assert f["features"].dtype == np.float16 and f.attrs["precision"] == "bf16"
 with h5py.File("train-avg.h5", "r") as f:

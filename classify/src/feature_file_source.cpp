@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/merge.hpp"
 
 namespace tl {
 
@@ -42,10 +43,26 @@ std::string mismatch(const FeatureMeta& a, const FeatureMeta& b) {
 
 }  // namespace
 
-FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& files,
+std::vector<std::filesystem::path> expand_shard_folders(
+    const std::vector<std::filesystem::path>& inputs) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(in, ec)) {
+      files.push_back(in);
+      continue;
+    }
+    const ShardSet set = check_shard_folder(in);
+    files.insert(files.end(), set.files.begin(), set.files.end());
+  }
+  return files;
+}
+
+FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& inputs,
                                      std::uint64_t memory_limit)
-    : files_(files) {
-  if (files.empty()) throw UsageError("no feature file given");
+    : files_(expand_shard_folders(inputs)) {
+  if (files_.empty()) throw UsageError("no feature file given");
+  const auto& files = files_;
   offsets_.push_back(0);
   for (const auto& f : files) {
     auto r = std::make_unique<FeatureReader>(f);

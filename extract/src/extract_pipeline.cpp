@@ -1,5 +1,7 @@
 // The extraction pipeline: list -> decode (parallel) -> forward -> commit (serial, in order).
+#include <fcntl.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -16,6 +18,7 @@
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/merge.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/progress.hpp"
 #include "tl/weights.hpp"
@@ -100,13 +103,15 @@ class Extraction {
            << ": these features are for tests and demos only\n";
     const FeatureMeta meta = make_meta(weights);
 
+    // Locked by the final name, so the lock also covers OUT.partial.
     const OutputLock lock(cfg_.output);
     ExtractSummary sum;
     std::optional<FeatureWriter> writer = open_output(meta, sum);
+    sum.file = file_;
     if (!writer) return sum;
     sum.resumed_from = writer->meta().entries_done;
     if (sum.resumed_from > 0)
-      log_ << fmt::format("resuming '{}': {} of {} images done ({} rows)\n", cfg_.output.string(),
+      log_ << fmt::format("resuming '{}': {} of {} images done ({} rows)\n", file_.string(),
                           sum.resumed_from, end_ - begin_, writer->meta().rows_done);
 
     omp_set_num_threads(cfg_.schedule == Schedule::shared_net ? threads_ : 1);
@@ -118,8 +123,8 @@ class Extraction {
         "tl-extract: {} images{} -> '{}' ({} {}x{} {}, batch {}, {} threads, {})\n", end_ - begin_,
         cfg_.shard.count > 1 ? fmt::format(" (shard {}/{})", cfg_.shard.index, cfg_.shard.count)
                              : "",
-        cfg_.output.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width,
-        to_string(cfg_.net.precision), cfg_.net.batch, threads_, to_string(cfg_.schedule));
+        file_.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width, to_string(cfg_.net.precision),
+        cfg_.net.batch, threads_, to_string(cfg_.schedule));
 
     Progress progress(log_, static_cast<std::int64_t>(end_ - begin_), sum.resumed_from, cfg_.quiet);
     pipeline(*writer, progress, sum);
@@ -131,6 +136,8 @@ class Extraction {
     sum.seconds = progress.seconds();
     if (!sum.stopped && m.entries_done == static_cast<std::int64_t>(end_ - begin_)) {
       writer->finish();
+      if (file_ != cfg_.output) publish();
+      sum.file = file_;
       sum.complete = true;
     }
     return sum;
@@ -165,37 +172,64 @@ class Extraction {
     return m;
   }
 
-  // A new file, a resumed one, or none (already complete: nothing to do).
+  // A shard of an array (N > 1) is written under a temporary name and published complete.
+  bool all_or_nothing() const { return cfg_.shard.count > 1; }
+
+  // OUT.partial -> OUT: renamed once closed and synced, then the folder synced.
+  void publish() {
+    fs::rename(file_, cfg_.output);
+    const fs::path dir = fs::absolute(cfg_.output).parent_path();
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool ok = fd >= 0 && ::fsync(fd) == 0;
+    if (fd >= 0) ::close(fd);
+    if (!ok) throw Error(fmt::format("'{}': fsync of the folder failed", dir.string()));
+    log_ << fmt::format("'{}' complete: renamed into place as '{}'\n", file_.string(),
+                        cfg_.output.string());
+    file_ = cfg_.output;
+  }
+
+  // A new file, a resumed one, or none (already complete: nothing to do). Sets file_.
   std::optional<FeatureWriter> open_output(const FeatureMeta& meta, ExtractSummary& sum) {
     std::error_code ec;
-    if (cfg_.overwrite || !fs::exists(cfg_.output, ec))
-      return FeatureWriter::create(cfg_.output, meta, cfg_.overwrite);
+    file_ = cfg_.output;
+    if (!all_or_nothing() || (!cfg_.overwrite && fs::exists(cfg_.output, ec)))
+      return open_file(meta, sum);  // a finished shard, or one an older tlkit left unfinished
+    file_ = partial_path_of(cfg_.output);
+    if (cfg_.overwrite) fs::remove(cfg_.output, ec);
+    auto w = open_file(meta, sum);
+    if (!w && sum.already_complete) publish();  // killed between finishing and renaming
+    return w;
+  }
+
+  std::optional<FeatureWriter> open_file(const FeatureMeta& meta, ExtractSummary& sum) {
+    std::error_code ec;
+    if (cfg_.overwrite || !fs::exists(file_, ec))
+      return FeatureWriter::create(file_, meta, cfg_.overwrite);
     FeatureMeta have;
     try {
-      have =
-          read_feature_meta(h5::File::open(cfg_.output, h5::Mode::read_only, h5::Access::reader));
+      have = read_feature_meta(h5::File::open(file_, h5::Mode::read_only, h5::Access::reader));
     } catch (const Error& e) {
       throw Error(
           fmt::format("output '{}' exists but cannot be resumed ({}); use --overwrite to "
                       "replace it",
-                      cfg_.output.string(), e.what()));
+                      file_.string(), e.what()));
     }
     if (have.complete) {
       if (const auto d = have.difference(meta); !d.empty())
         throw UsageError(
             fmt::format("output '{}' is a finished extraction made with other options "
                         "({}); use --overwrite to replace it, or another --output",
-                        cfg_.output.string(), d));
+                        file_.string(), d));
       log_ << fmt::format(
           "'{}' is already complete ({} rows, {} failed): nothing to do "
           "(--overwrite starts again)\n",
-          cfg_.output.string(), have.rows_done, have.failed_count);
+          file_.string(), have.rows_done, have.failed_count);
       sum.already_complete = sum.complete = true;
       sum.rows = have.rows_done;
       sum.failed = have.failed_count;
       return std::nullopt;
     }
-    return FeatureWriter::resume(cfg_.output, meta);
+    return FeatureWriter::resume(file_, meta);
   }
 
   bool stopping() const { return halted_ || (stop_ && stop_->load()); }
@@ -335,6 +369,7 @@ class Extraction {
   const std::atomic<bool>* stop_;
   ImageList list_;
   std::size_t begin_ = 0, end_ = 0;
+  std::filesystem::path file_;  // the file written: the output or OUT.partial
   int threads_ = 1;
   const Vgg16Weights* weights_ = nullptr;
   std::unique_ptr<Vgg16> shared_net_;                             // shared-net

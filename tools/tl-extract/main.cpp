@@ -6,6 +6,8 @@
 
 #include "cli.hpp"
 #include "tl/extract.hpp"
+#include "tl/merge.hpp"
+#include "tl/slurm_array.hpp"
 
 namespace {
 std::atomic<bool> g_stop{false};
@@ -53,11 +55,29 @@ int main(int argc, char** argv) {
         "shared-net: one net on all cores while TBB decodes; net-per-thread: each thread runs "
         "whole batches on its own net")("quiet", po::bool_switch(&cfg.quiet),
                                         "no progress (failures and the summary still print)");
+    tl::SlurmArray array;
+    bool dry_run = false;
+    po::options_description slurm("Slurm array job");
+    slurm.add_options()("slurm-array", po::value(&array.tasks)->value_name("N"),
+                        "submit an N-task sbatch array instead of extracting: task K writes "
+                        "OUT.shards/shard-K-of-N.h5 (then: tl-merge OUT.shards --output OUT)")(
+        "cpus-per-task",
+        po::value(&array.cpus_per_task)->default_value(array.cpus_per_task)->value_name("N"),
+        "CPUs of each task (its --threads)")(
+        "sbatch-arg", po::value(&array.sbatch_args)->value_name("ARG"),
+        "one more sbatch option, e.g. --sbatch-arg=--time=04:00:00 (repeat)")(
+        "dry-run", po::bool_switch(&dry_run), "print the sbatch script instead of submitting it");
     p.add(io);
     p.add(net.options());
     p.add(img.options());
     p.add(run);
+    p.add(slurm);
     if (!p.parse()) return 0;
+    const bool submit = p.given("slurm-array");
+    if (!submit && (dry_run || p.given("sbatch-arg") || p.given("cpus-per-task")))
+      throw tl::UsageError("--dry-run, --sbatch-arg and --cpus-per-task go with --slurm-array N");
+    if (submit && p.given("shard"))
+      throw tl::UsageError("--shard: not with --slurm-array (each task gets its own)");
 
     if (images.empty()) throw tl::UsageError("--images: required (the image folder)");
     if (output.empty()) throw tl::UsageError("--output: required (the .h5 file to write)");
@@ -71,6 +91,16 @@ int main(int argc, char** argv) {
     cfg.image = img.image(cfg.net.height, cfg.net.width);
     cfg.schedule = tl::cli::parse_option("--schedule", schedule,
                                          [](auto& s) { return tl::parse_schedule(s); });
+    if (submit) {
+      std::error_code ec;
+      array.tool = std::filesystem::read_symlink("/proc/self/exe", ec);
+      const std::string script = tl::slurm_array_script(cfg, array);
+      if (dry_run) {
+        std::cout << script;
+        return 0;
+      }
+      return tl::submit_slurm_array(script, tl::shard_folder_of(cfg.output));
+    }
     cfg.shard = p.given("shard") ? tl::parse_shard(shard) : tl::shard_from_env();
     cfg.threads = tl::cli::set_threads(net.threads);
 
@@ -82,7 +112,7 @@ int main(int argc, char** argv) {
         "{}: {} images in {:.1f} s ({:.2f} img/s), {} failed; '{}' holds {} rows{}\n",
         s.complete ? "done" : "stopped", s.rows_this_run + s.failed_this_run, s.seconds,
         s.seconds > 0 ? (s.rows_this_run + s.failed_this_run) / s.seconds : 0.0, s.failed_this_run,
-        output, s.rows, s.complete ? "" : " (run the same command to resume)");
+        s.file.string(), s.rows, s.complete ? "" : " (run the same command to resume)");
     if (g_stop) return kExitInterrupted;
     return s.failed > 0 || !s.strict_failure.empty() ? kExitSomeFailed : 0;
   });

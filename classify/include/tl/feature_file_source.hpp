@@ -20,6 +20,8 @@ namespace tl {
 // weights) and have the same classes; the error names the file and the difference. Shard
 // files (tl-extract --shard) must be the whole set 0..N-1 of one image list, in order.
 // Rows whose features are NaN or Inf are refused (Error naming the file and the image).
+// A folder stands for its shard files (tl-extract --slurm-array: shard-K-of-N.h5), checked as
+// tl-merge checks them; a merged file (virtual or copied) reads as a single-machine file.
 class FeatureFileSource : public FeatureSource {
  public:
   // Files whose features fit in `memory_limit` bytes (as float32) are loaded once; larger
@@ -54,6 +56,11 @@ class FeatureFileSource : public FeatureSource {
   std::vector<float> data_;  // all rows when in memory
   std::vector<float> run_;   // scratch for streamed reads
 };
+
+// Each folder replaced by its shard files 0..N-1 in order (check_shard_folder: Error naming
+// missing, unfinished, foreign or duplicated shards); files are kept as given.
+std::vector<std::filesystem::path> expand_shard_folders(
+    const std::vector<std::filesystem::path>& inputs);
 
 // Shape of one stored row as the head sees it: [H, W, C], or [1, 1, C] for pooled files.
 Shape row_shape_of(const FeatureMeta& m);

@@ -42,7 +42,8 @@ struct ExtractConfig {
   std::string dtype = "f32";  // f32 | f16
   int threads = 0;            // 0 = all cores
   Schedule schedule = Schedule::shared_net;
-  Shard shard;
+  Shard shard;             // with N > 1 the output is written as OUT.partial and renamed to
+                           // OUT when complete: a killed task leaves no file under OUT
   bool strict = false;     // stop before the first image that cannot be used (not consumed:
                            // a rerun with --strict stops there again; without, skips it)
   bool overwrite = false;  // start again even if the output exists
@@ -50,7 +51,9 @@ struct ExtractConfig {
 };
 
 struct ExtractSummary {
-  std::int64_t rows = 0;  // rows in the file at the end
+  std::filesystem::path file;  // the file holding the rows: the output, or OUT.partial for an
+                               // unfinished shard
+  std::int64_t rows = 0;       // rows in the file at the end
   std::int64_t rows_this_run = 0;
   std::int64_t failed = 0;  // failures in the file at the end
   std::int64_t failed_this_run = 0;
