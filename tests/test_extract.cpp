@@ -269,6 +269,58 @@ TEST(Extract, PoolingAndHalfPrecisionStorage) {
     ASSERT_NEAR(h.features[i], f.features[i], 1e-3 * std::abs(f.features[i]) + 1e-6);
 }
 
+TEST(Extract, Int8IsCalibratedStoredAndReused) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 5);
+  auto f32 = small_config(d / "imgs", d / "f32.h5");
+  auto i8 = small_config(d / "imgs", d / "i8.h5");
+  i8.net.precision = Precision::int8;
+  i8.calibrate = 6;
+  run(f32);
+  run(i8);
+  const Contents a = read_all(f32.output), b = read_all(i8.output);
+  ASSERT_TRUE(b.meta.calibration);
+  EXPECT_EQ(b.meta.calibration->images, 6);
+  EXPECT_EQ(b.meta.calibration->outputs.size(), 6u);  // block1_conv1 .. block2_pool
+  EXPECT_EQ(b.meta.precision, "int8");
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < a.features.size(); ++i) {
+    err = std::max(err, static_cast<double>(std::abs(a.features[i] - b.features[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(a.features[i])));
+  }
+  EXPECT_LT(err / scale, 4e-2);  // the int8 bound of tests/test_vgg16.cpp
+
+  // --calibration FILE reuses the ranges: the same rows, bit for bit.
+  auto again = i8;
+  again.output = d / "again.h5";
+  again.calibration_file = i8.output;
+  run(again);
+  EXPECT_EQ(read_all(again.output).features, b.features);
+  // A resumed int8 file keeps its own ranges (here: the stop flag ends the first run early).
+  auto resumed = i8;
+  resumed.output = d / "resumed.h5";
+  resumed.net.batch = 2;
+  std::atomic<bool> stop{true};  // the first run creates the file and stops before a batch
+  std::ostringstream log;
+  run_extract(resumed, log, &stop);
+  run(resumed);
+  EXPECT_EQ(read_all(resumed.output).features, b.features);
+  // Shards calibrate on the same sample of the whole list.
+  auto s1 = i8;
+  s1.output = d / "s1.h5";
+  s1.shard = {1, 2};
+  run(s1);
+  EXPECT_EQ(read_all(s1.output).meta.calibration->outputs, b.meta.calibration->outputs);
+
+  auto bad = i8;
+  bad.output = d / "bad.h5";
+  bad.calibration_file = f32.output;  // made in f32: no ranges
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "f32.h5");
+  bad.calibration_file.clear();
+  bad.calibrate = 0;
+  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--calibrate");
+}
+
 TEST(Extract, ShardsConcatenateToTheWholeRun) {
   TempDir d;
   testing::make_class_folders(d / "imgs", {"a", "b", "c"}, 3);

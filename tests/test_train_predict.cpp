@@ -795,6 +795,42 @@ TEST(PredictRunImages, EqualsExtractThenPredictOnFeatures) {
   EXPECT_NE(testing::read_bytes(d / "other.csv"), a);  // other features, other probabilities
 }
 
+TEST(PredictRunImages, Int8ModelsReuseTheTrainingRanges) {
+  TempDir d;
+  testing::make_class_folders(d / "train", {"circle", "square"}, 4);
+  testing::make_class_folders(d / "test", {"circle", "square"}, 3, 36, 30);
+  std::ostringstream log;
+  auto tr = small_extract(d / "train", d / "train.h5");
+  tr.net.precision = Precision::int8;
+  tr.calibrate = 5;
+  run_extract(tr, log);
+  auto tc = train_config(d / "train.h5", d / "model.h5");
+  tc.options.epochs = 2;
+  train_run(tc);
+  const Model m = load_model(d / "model.h5");
+  ASSERT_TRUE(m.info.features.calibration);  // the model keeps the features' int8 ranges
+  EXPECT_EQ(m.info.features.calibration->images, 5);
+
+  auto te = small_extract(d / "test", d / "test.h5");
+  te.net.precision = Precision::int8;
+  te.calibration_file = d / "train.h5";
+  run_extract(te, log);
+  PredictRunConfig f;
+  f.model = d / "model.h5";
+  f.features = d / "test.h5";
+  f.output = d / "from_features.csv";
+  f.quiet = true;
+  predict_run(f);
+  PredictRunConfig i = f;
+  i.features.clear();
+  i.images = d / "test";
+  i.output = d / "from_images.csv";
+  i.batch = 4;
+  predict_run(i);
+  EXPECT_EQ(testing::read_bytes(d / "from_images.csv"),
+            testing::read_bytes(d / "from_features.csv"));
+}
+
 // ---- text escaping --------------------------------------------------------------------------
 
 TEST(ReportText, CsvAndJsonEscaping) {

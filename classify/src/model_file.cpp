@@ -99,6 +99,7 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
 
     auto g = f.create_group("features");
     write_features_meta(g, info.features);
+    if (info.features.calibration) write_calibration(g, *info.features.calibration);
     auto t = f.create_group("training");
     for (const auto& [k, v] : info.training) t.write_attr(k, v);
     f.flush();
@@ -152,6 +153,9 @@ Model load_model(const fs::path& path) {
     throw Error(fmt::format("'{}': {}", path.string(), e.what()));
   }
   info.features = read_features_meta(f.open_group("features"));
+  if (f.open_group("features").has_attr("int8_layers"))  // the ranges int8 features used
+    info.features.calibration =
+        std::make_shared<Int8Calibration>(read_calibration_attrs_of(f.open_group("features")));
   info.features.classes = info.classes;
   const auto t = f.open_group("training");
   for (const auto& k : t.attr_names()) info.training[k] = t.read_attr<std::string>(k);

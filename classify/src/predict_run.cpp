@@ -53,6 +53,7 @@ fs::path extract_for_model(const PredictRunConfig& cfg, const ModelInfo& m, std:
   e.image.preprocess = parse_preprocess(m.features.preprocess);
   e.image.resize = parse_resize(m.features.resize);
   e.pool = m.features.pool;
+  e.calibration_data = m.features.calibration;  // int8: the ranges the model's features used
   e.dtype = "f32";
   e.threads = cfg.threads;
   e.quiet = cfg.quiet;

@@ -15,6 +15,7 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
+#include "tl/calibration.hpp"
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
@@ -80,6 +81,8 @@ void validate(const ExtractConfig& c) {
   if (c.net.batch < 1)
     throw UsageError(fmt::format("--batch: {} (must be at least 1)", c.net.batch));
   if (c.threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", c.threads));
+  if (c.calibrate < 1)
+    throw UsageError(fmt::format("--calibrate: {} (must be at least 1)", c.calibrate));
 }
 
 class Extraction {
@@ -102,6 +105,7 @@ class Extraction {
       log_ << "warning: weights " << weights.describe()
            << ": these features are for tests and demos only\n";
     const FeatureMeta meta = make_meta(weights);
+    weights_ = &weights;
 
     // Locked by the final name, so the lock also covers OUT.partial.
     const OutputLock lock(cfg_.output);
@@ -115,10 +119,10 @@ class Extraction {
                           sum.resumed_from, end_ - begin_, writer->meta().rows_done);
 
     omp_set_num_threads(cfg_.schedule == Schedule::shared_net ? threads_ : 1);
-    NetConfig net_cfg = cfg_.net;
+    net_cfg_ = cfg_.net;
+    net_cfg_.calibration = writer->meta().calibration;  // int8: the file's own ranges
     if (cfg_.schedule == Schedule::shared_net)
-      shared_net_ = std::make_unique<Vgg16>(weights, net_cfg);
-    weights_ = &weights;
+      shared_net_ = std::make_unique<Vgg16>(weights, net_cfg_);
     log_ << fmt::format(
         "tl-extract: {} images{} -> '{}' ({} {}x{} {}, batch {}, {} threads, {})\n", end_ - begin_,
         cfg_.shard.count > 1 ? fmt::format(" (shard {}/{})", cfg_.shard.index, cfg_.shard.count)
@@ -201,10 +205,12 @@ class Extraction {
     return w;
   }
 
-  std::optional<FeatureWriter> open_file(const FeatureMeta& meta, ExtractSummary& sum) {
+  std::optional<FeatureWriter> open_file(FeatureMeta meta, ExtractSummary& sum) {
     std::error_code ec;
-    if (cfg_.overwrite || !fs::exists(file_, ec))
+    if (cfg_.overwrite || !fs::exists(file_, ec)) {
+      if (cfg_.net.precision == Precision::int8) meta.calibration = new_calibration();
       return FeatureWriter::create(file_, meta, cfg_.overwrite);
+    }
     FeatureMeta have;
     try {
       have = read_feature_meta(h5::File::open(file_, h5::Mode::read_only, h5::Access::reader));
@@ -230,6 +236,21 @@ class Extraction {
       return std::nullopt;
     }
     return FeatureWriter::resume(file_, meta);
+  }
+
+  // int8 ranges for a new file: given, read from --calibration FILE, or measured on a sample
+  // of the whole list (the same sample for every shard). A resumed file keeps its own.
+  std::shared_ptr<const Int8Calibration> new_calibration() const {
+    if (cfg_.calibration_data) return cfg_.calibration_data;
+    if (!cfg_.calibration_file.empty()) {
+      auto c = std::make_shared<Int8Calibration>(read_calibration(cfg_.calibration_file));
+      if (c->from != kInputLayer)
+        throw UsageError(fmt::format("--calibration: '{}' was calibrated from '{}', not images",
+                                     cfg_.calibration_file.string(), c->from));
+      return c;
+    }
+    return std::make_shared<Int8Calibration>(
+        calibrate_on_images(*weights_, cfg_.net, list_, cfg_.image, cfg_.calibrate, log_));
   }
 
   bool stopping() const { return halted_ || (stop_ && stop_->load()); }
@@ -279,7 +300,7 @@ class Extraction {
     // OpenMP's thread count belongs to the calling thread: set it on this TBB worker.
     omp_set_num_threads(shared_net_ ? threads_ : 1);
     if (!net)  // net-per-thread: this worker's own net, built under the 1-thread setting
-      net = std::make_unique<Vgg16>(*weights_, cfg_.net);
+      net = std::make_unique<Vgg16>(*weights_, net_cfg_);
     net->forward(s.images.data(), static_cast<int>(s.rows), s.out.data());
     if (cfg_.pool != "none")
       global_pool(s.out.data(), s.rows, net->output_shape(), cfg_.pool == "max", s.pooled.data());
@@ -371,6 +392,7 @@ class Extraction {
   std::size_t begin_ = 0, end_ = 0;
   std::filesystem::path file_;  // the file written: the output or OUT.partial
   int threads_ = 1;
+  NetConfig net_cfg_;  // cfg_.net plus the int8 calibration in force
   const Vgg16Weights* weights_ = nullptr;
   std::unique_ptr<Vgg16> shared_net_;                             // shared-net
   tbb::enumerable_thread_specific<std::unique_ptr<Vgg16>> nets_;  // net-per-thread

@@ -46,6 +46,12 @@ std::vector<std::string> extract_args(const ExtractConfig& c) {
                      "--algo",       std::string(to_string(c.net.algo)),
                      "--batch",      std::to_string(c.net.batch),
                      "--schedule",   std::string(to_string(c.schedule))});
+  if (c.net.precision == Precision::int8) {  // every task must use the same ranges
+    if (!c.calibration_file.empty())
+      a.insert(a.end(), {"--calibration", c.calibration_file.string()});
+    else
+      a.insert(a.end(), {"--calibrate", std::to_string(c.calibrate)});
+  }
   if (c.strict) a.push_back("--strict");
   if (c.overwrite) a.push_back("--overwrite");
   if (c.quiet) a.push_back("--quiet");

@@ -186,6 +186,13 @@ void write_calibration(h5::Object& f, const Int8Calibration& c) {
   f.write_attr("int8_max", std::span<const float>(max));
 }
 
+Int8Calibration read_calibration_attrs_of(const h5::Object& obj) {
+  auto c = read_calibration_attrs(obj);
+  if (!c)
+    throw Error(fmt::format("{}: no int8 calibration (int8_* attributes)", obj.where().describe()));
+  return *c;
+}
+
 Int8Calibration read_calibration(const fs::path& file) {
   const auto f = h5::File::open(file, h5::Mode::read_only, h5::Access::reader);
   auto c = read_calibration_attrs(f);

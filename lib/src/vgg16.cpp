@@ -454,8 +454,11 @@ Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg
   std::vector<Vgg16> nets;
   std::string prev = cfg.from;
   int h = cfg.height, w = cfg.width;
+  // Small batches: 18 nets each hold their own activation buffers.
+  const int batch = std::min(cfg.batch, 4);
   for (int i = first; i <= last; ++i) {
     NetConfig one = cfg;
+    one.batch = batch;
     one.precision = Precision::f32;
     one.calibration = nullptr;
     one.from = prev;
@@ -470,8 +473,8 @@ Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg
   const size_t in_row = nets.front().input_shape().per_image();
   for (size_t k = 0; k < in_row * n; ++k) c.input = std::max(c.input, std::abs(images[k]));
   std::vector<float> a, b;
-  for (int start = 0; start < n; start += cfg.batch) {
-    const int m = std::min(cfg.batch, n - start);
+  for (int start = 0; start < n; start += batch) {
+    const int m = std::min(batch, n - start);
     a.assign(images + start * in_row, images + (start + m) * in_row);
     for (auto& net : nets) {
       b.resize(static_cast<size_t>(m) * net.output_shape().per_image());

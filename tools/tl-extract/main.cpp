@@ -47,6 +47,14 @@ int main(int argc, char** argv) {
         "process the K-th of N slices (default: from SLURM_ARRAY_TASK_ID/COUNT when set)")(
         "overwrite", po::bool_switch(&cfg.overwrite), "replace an existing output")(
         "strict", po::bool_switch(&cfg.strict), "stop at the first image that cannot be used");
+    std::string calibration;
+    po::options_description int8("int8 (--precision int8)");
+    int8.add_options()("calibrate",
+                       po::value(&cfg.calibrate)->default_value(cfg.calibrate)->value_name("N"),
+                       "measure activation ranges on N images sampled evenly over the whole list "
+                       "(the same for every shard)")(
+        "calibration", po::value(&calibration)->value_name("FILE.h5"),
+        "reuse the ranges stored in an earlier int8 feature file instead");
     po::options_description run("Running");
     run.add_options()("batch", po::value(&batch)->default_value(batch)->value_name("N"),
                       "images per forward pass")(
@@ -71,6 +79,7 @@ int main(int argc, char** argv) {
     p.add(net.options());
     p.add(img.options());
     p.add(run);
+    p.add(int8);
     p.add(slurm);
     if (!p.parse()) return 0;
     const bool submit = p.given("slurm-array");
@@ -84,6 +93,9 @@ int main(int argc, char** argv) {
     cfg.images = images;
     cfg.list = list;
     cfg.output = output;
+    cfg.calibration_file = calibration;
+    if (p.given("calibration") && p.given("calibrate"))
+      throw tl::UsageError("--calibrate and --calibration: give one or the other");
     cfg.weights = net.weights;
     cfg.threads = net.threads;
     if (batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", batch));

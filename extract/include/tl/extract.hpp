@@ -48,6 +48,11 @@ struct ExtractConfig {
                            // a rerun with --strict stops there again; without, skips it)
   bool overwrite = false;  // start again even if the output exists
   bool quiet = false;      // no progress
+  // int8 (net.precision): ranges from calibration_data, else from --calibration FILE (a
+  // feature file made with int8), else measured on `calibrate` images sampled over the list.
+  int calibrate = 256;
+  std::filesystem::path calibration_file;
+  std::shared_ptr<const Int8Calibration> calibration_data;
 };
 
 struct ExtractSummary {

@@ -119,6 +119,8 @@ FeatureMeta read_feature_meta(const h5::File& file);
 // The int8 calibration stored in a feature file (--calibration FILE); Error naming the file
 // when it has none.
 Int8Calibration read_calibration(const std::filesystem::path& file);
+// The same, from the int8_* attributes of any object (Error naming it when absent).
+Int8Calibration read_calibration_attrs_of(const h5::Object& obj);
 void write_calibration(h5::Object& obj, const Int8Calibration& c);
 
 }  // namespace tl
