@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "extract_fixtures.hpp"
 #include "image_fixtures.hpp"
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
@@ -30,36 +31,10 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-// A small, fast configuration: 32x32 inputs cut at block2_pool, random weights.
-ExtractConfig small_config(const fs::path& images, const fs::path& output) {
-  ExtractConfig c;
-  c.images = images;
-  c.output = output;
-  c.weights = "random:3";
-  c.net = {.batch = 4, .height = 32, .width = 32, .to = "block2_pool"};
-  c.image = {.height = 32, .width = 32};
-  c.quiet = true;
-  c.threads = 2;
-  return c;
-}
-
-struct Contents {
-  std::vector<float> features;
-  std::vector<std::int32_t> labels;
-  std::vector<std::string> paths, classes;
-  std::vector<std::pair<std::string, std::string>> failed;
-  FeatureMeta meta;
-};
-
-Contents read_all(const fs::path& p) {
-  FeatureReader r(p);
-  return {r.read_rows(0, r.rows()), r.labels(), r.paths(), r.meta().classes, r.failed(), r.meta()};
-}
-
-ExtractSummary run(const ExtractConfig& c) {
-  std::ostringstream log;
-  return run_extract(c, log);
-}
+using testing::Contents;
+using testing::read_all;
+using testing::run;
+using testing::small_config;
 
 // ---- listing ----------------------------------------------------------------------------
 

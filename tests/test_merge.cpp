@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include "extract_fixtures.hpp"
 #include "image_fixtures.hpp"
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
@@ -31,37 +32,10 @@ namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-// The small, fast configuration of test_extract.cpp: 32x32 inputs, block2_pool, random:3.
-ExtractConfig small_config(const fs::path& images, const fs::path& output, Shard shard = {}) {
-  ExtractConfig c;
-  c.images = images;
-  c.output = output;
-  c.weights = "random:3";
-  c.net = {.batch = 4, .height = 32, .width = 32, .to = "block2_pool"};
-  c.image = {.height = 32, .width = 32};
-  c.quiet = true;
-  c.threads = 2;
-  c.shard = shard;
-  return c;
-}
-
-ExtractSummary run(const ExtractConfig& c) {
-  std::ostringstream log;
-  return run_extract(c, log);
-}
-
-struct Contents {
-  std::vector<float> features;
-  std::vector<std::int32_t> labels;
-  std::vector<std::string> paths, classes;
-  std::vector<std::pair<std::string, std::string>> failed;
-  FeatureMeta meta;
-};
-
-Contents read_all(const fs::path& p) {
-  FeatureReader r(p);
-  return {r.read_rows(0, r.rows()), r.labels(), r.paths(), r.meta().classes, r.failed(), r.meta()};
-}
+using testing::Contents;
+using testing::read_all;
+using testing::run;
+using testing::small_config;
 
 bool is_virtual(const fs::path& p) {
   const auto f = h5::File::open(p);

@@ -7,6 +7,7 @@
 
 #include "tl/error.hpp"
 #include "tl/hdf5.hpp"
+#include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
 
@@ -45,15 +46,6 @@ FeatureMeta read_features_meta(const h5::Group& g) {
   return m;
 }
 
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head,
@@ -75,7 +67,7 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
             .write<float>(c.bias);
       }
     }
-    f.write_attr("created", info.created.empty() ? now_utc() : info.created);
+    f.write_attr("created", info.created.empty() ? utc_timestamp() : info.created);
     f.write_attr("tool_version", TL_VERSION);
     f.create_dataset("classes", h5::DType::str, {info.classes.size()})
         .write<std::string>(info.classes);

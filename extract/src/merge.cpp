@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
 
@@ -58,15 +59,6 @@ std::optional<Shard> parse_shard_file_name(std::string_view name) {
 }
 
 namespace {
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void fsync_path(const fs::path& p, bool directory) {
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | (directory ? O_DIRECTORY : 0));
@@ -369,7 +361,7 @@ MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
       f.write_attr("complete", std::int64_t{1});
     }
     f.write_attr("created", m.created);
-    f.write_attr("updated", now_utc());
+    f.write_attr("updated", utc_timestamp());
     std::vector<std::string> names;
     for (const auto& s : set.files)
       names.push_back(

@@ -14,20 +14,12 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
 
 namespace tl {
 namespace {
-
-std::string now_utc() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Rows per chunk: about 1 MiB of features, at least 1 row.
 hsize_t chunk_rows(std::int64_t row_elements, const std::string& dtype) {
@@ -82,7 +74,7 @@ void write_progress(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("rows_done", m.rows_done);
   f.write_attr("failed_count", m.failed_count);
   f.write_attr("complete", static_cast<std::int64_t>(m.complete));
-  f.write_attr("updated", now_utc());
+  f.write_attr("updated", utc_timestamp());
 }
 
 }  // namespace
@@ -257,7 +249,7 @@ FeatureWriter FeatureWriter::create(const fs::path& path, FeatureMeta meta, bool
   impl->path = path;
   meta.entries_done = meta.rows_done = meta.failed_count = 0;
   meta.complete = false;
-  if (meta.created.empty()) meta.created = now_utc();
+  if (meta.created.empty()) meta.created = utc_timestamp();
   impl->file = h5::File::create(path, overwrite ? h5::Create::truncate : h5::Create::exclusive,
                                 h5::Access::appender);
   h5::Dims row;
