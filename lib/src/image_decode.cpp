@@ -17,8 +17,12 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -74,6 +78,119 @@ bool jpeg_truncated(std::span<const std::uint8_t> b) {
   }
 }
 
+// --- decompression bombs: the size a header claims, checked before the decoder allocates ---
+
+std::uint32_t be16(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 8) | p[1];
+}
+std::uint32_t be32(const std::uint8_t* p) {
+  return (be16(p) << 16) | be16(p + 2);
+}
+std::uint32_t le16(const std::uint8_t* p) {
+  return (std::uint32_t{p[1]} << 8) | p[0];
+}
+std::uint32_t le32(const std::uint8_t* p) {
+  return (le16(p + 2) << 16) | le16(p);
+}
+
+struct Claimed {
+  std::uint64_t width = 0, height = 0;
+};
+
+// PNG IHDR, JPEG SOFn, BMP, WebP (VP8X, VP8, VP8L), PNM (P1..P6) and TIFF's first IFD; nullopt
+// for other formats and for headers too damaged to say (the decoder refuses those).
+std::optional<Claimed> claimed_size(std::span<const std::uint8_t> b) {
+  const std::size_t n = b.size();
+  const std::uint8_t* p = b.data();
+  if (n >= 24 && std::memcmp(p, "\x89PNG\r\n\x1a\n", 8) == 0 && std::memcmp(p + 12, "IHDR", 4) == 0)
+    return Claimed{be32(p + 16), be32(p + 20)};
+  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+    for (std::size_t i = 2; i + 4 <= n;) {
+      if (p[i] != 0xFF) return std::nullopt;
+      const std::uint8_t m = p[i + 1];
+      if (m == 0xFF) {
+        ++i;
+        continue;
+      }
+      if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {
+        i += 2;
+        continue;
+      }
+      if (m == 0xD9 || m == 0xDA) return std::nullopt;  // EOI or SOS before any SOF
+      const std::size_t len = be16(p + i + 2);
+      const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+      if (sof && i + 9 <= n) return Claimed{be16(p + i + 7), be16(p + i + 5)};
+      if (len < 2) return std::nullopt;
+      i += 2 + len;
+    }
+    return std::nullopt;
+  }
+  if (n >= 26 && p[0] == 'B' && p[1] == 'M') {
+    if (le32(p + 14) == 12) return Claimed{le16(p + 18), le16(p + 20)};  // OS/2 core header
+    const auto h = static_cast<std::int32_t>(le32(p + 22));
+    return Claimed{le32(p + 18), static_cast<std::uint64_t>(h < 0 ? -std::int64_t{h} : h)};
+  }
+  if (n >= 32 && std::memcmp(p, "RIFF", 4) == 0 && std::memcmp(p + 8, "WEBP", 4) == 0) {
+    if (std::memcmp(p + 12, "VP8X", 4) == 0)
+      return Claimed{1 + (le32(p + 24) & 0xFFFFFF), 1 + (le32(p + 27) & 0xFFFFFF)};
+    if (std::memcmp(p + 12, "VP8 ", 4) == 0)
+      return Claimed{le16(p + 26) & 0x3FFF, le16(p + 28) & 0x3FFF};
+    if (std::memcmp(p + 12, "VP8L", 4) == 0) {
+      const std::uint32_t bits = le32(p + 21);
+      return Claimed{1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)};
+    }
+    return std::nullopt;
+  }
+  if (n >= 3 && p[0] == 'P' && p[1] >= '1' && p[1] <= '6') {
+    std::uint64_t v[2] = {0, 0};
+    std::size_t i = 2;
+    for (auto& x : v) {
+      for (;;) {  // whitespace and # comments
+        while (i < n && std::isspace(p[i])) ++i;
+        if (i < n && p[i] == '#') {
+          while (i < n && p[i] != '\n' && p[i] != '\r') ++i;
+          continue;
+        }
+        break;
+      }
+      if (i >= n || !std::isdigit(p[i])) return std::nullopt;
+      for (; i < n && std::isdigit(p[i]) && x < (std::uint64_t{1} << 40); ++i)
+        x = x * 10 + (p[i] - '0');
+    }
+    return Claimed{v[0], v[1]};
+  }
+  if (n >= 8 && (std::memcmp(p, "II*\0", 4) == 0 || std::memcmp(p, "MM\0*", 4) == 0)) {
+    const bool le = p[0] == 'I';
+    auto u16 = [&](std::size_t at) { return le ? le16(p + at) : be16(p + at); };
+    auto u32 = [&](std::size_t at) { return le ? le32(p + at) : be32(p + at); };
+    const std::size_t ifd = u32(4);
+    if (ifd > n || n - ifd < 2) return std::nullopt;
+    const std::size_t count = u16(ifd);
+    Claimed c;
+    for (std::size_t e = 0; e < count && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+      const std::size_t at = ifd + 2 + 12 * e;
+      const std::uint32_t tag = u16(at), type = u16(at + 2);
+      const std::uint64_t value = type == 3 ? u16(at + 8) : u32(at + 8);  // SHORT or LONG
+      if (tag == 256) c.width = value;
+      if (tag == 257) c.height = value;
+    }
+    if (c.width && c.height) return c;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t max_image_pixels() {
+  static const std::uint64_t limit = [] {
+    if (const char* v = std::getenv("TL_MAX_IMAGE_PIXELS"); v && *v) {
+      std::uint64_t x = 0;
+      const auto [end, ec] = std::from_chars(v, v + std::strlen(v), x);
+      if (ec == std::errc() && *end == '\0' && x > 0) return x;
+    }
+    return kMaxImagePixels;
+  }();
+  return limit;
+}
+
 // 16-bit samples to their high byte; other depths pass through.
 cv::Mat to_8bit(const cv::Mat& m, std::string_view name) {
   if (m.depth() == CV_8U) return m;
@@ -127,6 +244,11 @@ bool has_image_extension(const std::filesystem::path& p) {
 
 cv::Mat decode_image(std::span<const std::uint8_t> bytes, std::string_view name) {
   if (bytes.empty()) fail(name, "file is empty");
+  if (const auto c = claimed_size(bytes);
+      c && c->height > 0 && c->width > max_image_pixels() / c->height)
+    fail(name, "header claims " + std::to_string(c->width) + "x" + std::to_string(c->height) +
+                   " pixels, over the limit of " + std::to_string(max_image_pixels()) +
+                   " pixels (a decompression bomb?); set TL_MAX_IMAGE_PIXELS to raise it");
   if (jpeg_truncated(bytes)) fail(name, "truncated JPEG (data ends before the end marker)");
   cv::Mat decoded;
   try {

@@ -49,6 +49,13 @@ struct ImageOptions {
 // .ppm .pgm .tif .tiff .webp. `has_image_extension` compares in any case.
 bool has_image_extension(const std::filesystem::path& p);
 
+// Images whose header claims more pixels than this are refused before anything is allocated
+// (decompression bombs): PIL's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS),
+// so tlkit refuses what Keras's load_img refuses. The environment variable
+// TL_MAX_IMAGE_PIXELS, read once, replaces it. Checked for PNG, JPEG, BMP, WebP, PNM and TIFF
+// headers; other formats are bounded by OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30).
+inline constexpr std::uint64_t kMaxImagePixels = 178'956'970;
+
 // Decode to 8-bit RGB (CV_8UC3, R first). Grayscale and alpha become 3-channel RGB (alpha is
 // dropped, as PIL's convert('RGB') does); 16-bit samples are scaled to 8 bits.
 // Throws Error naming the file and the reason (unreadable, empty, not an image, truncated).
