@@ -1,24 +1,41 @@
 // Hostile inputs (issue 10): what the fuzz targets and the hardening review found, each kept as
 // a test. Every reader must refuse bad input with a tl::Error that names it, never crash, hang
 // or allocate what a header merely claims. Outcomes are listed in docs/HARDENING.md.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
 #include "cli.hpp"
+#include "extract_fixtures.hpp"
+#include "image_fixtures.hpp"
 #include "test_util.hpp"
 #include "tl/dense_head.hpp"
+#include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/hdf5.hpp"
 #include "tl/image.hpp"
 #include "tl/image_list.hpp"
 #include "tl/model_file.hpp"
+#include "tl/report.hpp"
+#include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
+
+extern char** environ;
 
 namespace tl {
 namespace {
@@ -287,6 +304,183 @@ TEST(HostileOptions, BoostPlaceholdersInArgumentsAreRefusedNotLooped) {
     p.add(net.options());
     EXPECT_HAS(testing::error_of([&] { p.parse(); }), "which cannot be used");
   }
+}
+
+// ---- hostile runs: resources, the file system, odd names, concurrent readers -------------
+
+TEST(HostileRun, EstimateBytesIsTheActivationsStagingAndWeightsWithoutWrapping) {
+  const NetConfig one{.batch = 1, .height = 224, .width = 224, .to = "block5_pool"};
+  // Two buffers of block1_conv1's output, f32 staging in and out, 14,714,688 f32 weights.
+  const double act = 2.0 * 224 * 224 * 64 * 4, stage = 4.0 * (224 * 224 * 3 + 7 * 7 * 512);
+  EXPECT_EQ(static_cast<double>(Vgg16::estimate_bytes(one)), act + stage + 4.0 * 14714688);
+  NetConfig two = one;
+  two.batch = 2;
+  EXPECT_EQ(Vgg16::estimate_bytes(two) - Vgg16::estimate_bytes(one),
+            static_cast<std::size_t>(act + stage));
+  NetConfig huge = one;
+  huge.batch = INT_MAX;
+  huge.height = huge.width = 1 << 15;
+  EXPECT_GT(Vgg16::estimate_bytes(huge), std::size_t{1} << 62);  // saturated, not wrapped
+  huge.to = "nope";
+  EXPECT_HAS(testing::error_of([&] { Vgg16::estimate_bytes(huge); }), "nope");
+}
+
+TEST(HostileRun, HugeBatchIsRefusedUpFrontNamingBatchAndTheMemory) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  ExtractConfig cfg = testing::small_config(d / "imgs", d / "out.h5");
+  cfg.net = {.batch = 1000000, .height = 224, .width = 224, .to = "block5_pool"};
+  cfg.image = {.height = 224, .width = 224};
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = testing::error_of([&] { testing::run(cfg); });  // 26 TB if allocated
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_HAS(e, "--batch 1000000: needs at least");
+  EXPECT_HAS(e, "GiB of memory is available");
+  EXPECT_HAS(e, "--batch 1");  // "try --batch N or less" (or "even --batch 1 needs")
+  EXPECT_LT(s, 5.0);           // refused before the weights, the list or any buffer
+  EXPECT_FALSE(fs::exists(d / "out.h5"));
+  EXPECT_FALSE(fs::exists(d / "out.h5.lock"));
+}
+
+TEST(HostileRun, ThreadsFarAboveTheCoresAreClampedWithANoteAndGiveTheSameRows) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 5, 36, 40);
+  ExtractConfig cfg = testing::small_config(d / "imgs", d / "t2.h5");
+  testing::run(cfg);
+  cfg.output = d / "t256.h5";
+  cfg.threads = 256;
+  std::ostringstream log;
+  const ExtractSummary s = run_extract(cfg, log);
+  EXPECT_TRUE(s.complete);
+  if (std::thread::hardware_concurrency() < 256) {
+    EXPECT_HAS(log.str(), "note: --threads 256 is");
+  }
+  const testing::Contents a = testing::read_all(d / "t2.h5"), b = testing::read_all(d / "t256.h5");
+  EXPECT_EQ(b.features, a.features);
+  EXPECT_EQ(b.paths, a.paths);
+  EXPECT_EQ(b.labels, a.labels);
+}
+
+int spawn_quiet(const std::vector<std::string>& args, pid_t& pid) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc;
+}
+
+int exit_code_of(const std::vector<std::string>& args) {
+  pid_t pid;
+  if (spawn_quiet(args, pid) != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::vector<std::string> extract_args(const fs::path& images, const fs::path& out) {
+  return {TL_EXTRACT_BIN, "--images",  images.string(), "--output",
+          out.string(),   "--weights", "random:2",      "--size",
+          "32",           "--layer",   "block2_pool",   "--quiet"};
+}
+
+TEST(HostileRun, OutputInsideAFileIsAClearErrorNamingItExit1) {
+  // Fails for root too: a regular file cannot hold a folder entry (ENOTDIR).
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  testing::write_text(d / "somefile.txt", "x");
+  const fs::path out = d / "somefile.txt" / "out.h5";
+  EXPECT_HAS(testing::error_of([&] { testing::run(testing::small_config(d / "imgs", out)); }),
+             out.string());
+  EXPECT_EQ(exit_code_of(extract_args(d / "imgs", out)), 1);
+  EXPECT_EQ(testing::read_bytes(d / "somefile.txt"), "x");
+}
+
+TEST(HostileRun, ReadOnlyOutputFolderIsAClearErrorNamingTheOutput) {
+  if (geteuid() == 0) GTEST_SKIP() << "root writes into a 0555 folder anyway";
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  fs::create_directory(d / "ro");
+  chmod((d / "ro").c_str(), 0555);
+  const fs::path out = d / "ro" / "out.h5";
+  EXPECT_HAS(testing::error_of([&] { testing::run(testing::small_config(d / "imgs", out)); }),
+             out.string());
+  EXPECT_EQ(exit_code_of(extract_args(d / "imgs", out)), 1);
+  chmod((d / "ro").c_str(), 0755);
+}
+
+TEST(HostileRun, ImageGoneAtDecodeTimeIsSkippedAsFailedAndTheRunGoesOn) {
+  // The list is read up front; a.png/gone.png is missing when the decode reaches it, as when
+  // it is deleted mid-run.
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 2, 36, 40);
+  testing::write_text(d / "list.txt", "a/img0.png\na/gone.png\nb/img0.png\nb/img1.png\n");
+  ExtractConfig cfg = testing::small_config(d / "imgs", d / "out.h5");
+  cfg.list = d / "list.txt";
+  const ExtractSummary s = testing::run(cfg);
+  EXPECT_TRUE(s.complete);
+  EXPECT_EQ(s.rows, 3);
+  EXPECT_EQ(s.failed, 1);
+  const testing::Contents c = testing::read_all(d / "out.h5");
+  EXPECT_EQ(c.paths, (std::vector<std::string>{"a/img0.png", "b/img0.png", "b/img1.png"}));
+  ASSERT_EQ(c.failed.size(), 1u);
+  EXPECT_EQ(c.failed[0].first, "a/gone.png");
+  EXPECT_HAS(c.failed[0].second, "cannot open");
+}
+
+TEST(HostileRun, NewlineAndTabInFileNamesAreKeptExactlyAndQuotedInCsv) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"c"}, 1, 36, 40);
+  const std::string odd = "a\nb\tc.png";
+  testing::write_image(d / "imgs" / "c" / odd, testing::make_image(36, 40, 7));
+  testing::run(testing::small_config(d / "imgs", d / "out.h5"));
+  const testing::Contents c = testing::read_all(d / "out.h5");
+  EXPECT_EQ(c.paths, (std::vector<std::string>{"c/" + odd, "c/img0.png"}));  // byte for byte
+  EXPECT_TRUE(c.failed.empty());
+  // tl-predict's CSV: RFC 4180 quotes the field, so the newline cannot start a new record.
+  EXPECT_EQ(csv_field("c/" + odd), "\"c/a\nb\tc.png\"");
+}
+
+TEST(HostileRun, AReaderDuringARunSeesCommittedRowsOnly) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 60, 40, 40);
+  auto args = extract_args(d / "imgs", d / "out.h5");
+  args[8] = "64";  // --size 64, block5_pool, batch 2: a few seconds
+  args[10] = "block5_pool";
+  for (const char* a : {"--batch", "2", "--threads", "2"}) args.push_back(a);
+  pid_t pid;
+  ASSERT_EQ(spawn_quiet(args, pid), 0);
+  int status = 0, reads = 0, partial_reads = 0;
+  std::size_t last = 0;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::error_code ec;
+    if (!fs::exists(d / "out.h5", ec)) continue;
+    try {
+      FeatureReader r(d / "out.h5");
+      const std::size_t rows = r.rows();
+      EXPECT_EQ(r.labels().size(), rows);
+      EXPECT_EQ(r.paths().size(), rows);
+      EXPECT_EQ(r.read_rows(0, rows).size(), rows * 512 * 2 * 2);
+      EXPECT_GE(rows, last);  // committed rows only grow
+      last = rows;
+      ++reads;
+      if (!r.meta().complete && rows < 120) ++partial_reads;
+    } catch (const Error&) {
+      // The file is being created: not yet a feature file. Never a crash or a torn read.
+    }
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  FeatureReader fin(d / "out.h5");
+  EXPECT_EQ(fin.rows(), 120u);
+  EXPECT_LE(last, fin.rows());
+  RecordProperty("reads", reads);
+  RecordProperty("partial_reads", partial_reads);
+  EXPECT_GE(partial_reads, 1);
 }
 
 }  // namespace

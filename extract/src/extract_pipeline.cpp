@@ -1,12 +1,16 @@
 // The extraction pipeline: list -> decode (parallel) -> forward -> commit (serial, in order).
 #include <fcntl.h>
 #include <omp.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <ostream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <tbb/concurrent_queue.h>
@@ -85,6 +89,39 @@ void validate(const ExtractConfig& c) {
     throw UsageError(fmt::format("--calibrate: {} (must be at least 1)", c.calibrate));
 }
 
+// CPUs this process may run on (its affinity mask: cgroups, taskset, Slurm).
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+  return n > 0 ? n : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// Memory a new allocation can get without swapping: MemAvailable, bounded by the cgroup v2
+// limit when there is one. 0 when unknown (no check then).
+double available_memory_bytes() {
+  double avail = 0;
+  std::ifstream meminfo("/proc/meminfo");
+  for (std::string key; meminfo >> key;) {
+    double kib = 0;
+    meminfo >> kib;
+    if (key == "MemAvailable:") {
+      avail = kib * 1024;
+      break;
+    }
+    meminfo.ignore(1 << 10, '\n');
+  }
+  if (avail <= 0) {
+    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) avail = static_cast<double>(pages) * page;
+  }
+  double max = 0, current = 0;
+  if (std::ifstream("/sys/fs/cgroup/memory.max") >> max &&
+      std::ifstream("/sys/fs/cgroup/memory.current") >> current && max > current)
+    avail = avail > 0 ? std::min(avail, max - current) : max - current;
+  return avail;
+}
+
 class Extraction {
  public:
   Extraction(const ExtractConfig& cfg, std::ostream& log, const std::atomic<bool>* stop)
@@ -92,6 +129,14 @@ class Extraction {
 
   ExtractSummary run() {
     validate(cfg_);
+    threads_ = cfg_.threads > 0 ? cfg_.threads : tbb::this_task_arena::max_concurrency();
+    if (const int cpus = usable_cpus(); threads_ > cpus) {
+      log_ << fmt::format(
+          "note: --threads {} is more than the {} CPUs this process may run on: using {}\n",
+          threads_, cpus, cpus);
+      threads_ = cpus;
+    }
+    check_memory();
     list_ = cfg_.list.empty() ? list_images(cfg_.images) : read_image_list(cfg_.list, cfg_.images);
     for (const auto& n : list_.notes) log_ << "note: " << n << "\n";
     std::tie(begin_, end_) = shard_range(list_.entries.size(), cfg_.shard);
@@ -99,7 +144,6 @@ class Extraction {
       log_ << "note: shard " << cfg_.shard.index << "/" << cfg_.shard.count << " is empty ("
            << list_.entries.size() << " images in all)\n";
 
-    threads_ = cfg_.threads > 0 ? cfg_.threads : tbb::this_task_arena::max_concurrency();
     const Vgg16Weights weights = load_weights(cfg_.weights);
     if (!weights.pretrained)
       log_ << "warning: weights " << weights.describe()
@@ -174,6 +218,47 @@ class Extraction {
     m.entries_total = static_cast<std::int64_t>(end_ - begin_);
     m.tool_version = TL_VERSION;
     return m;
+  }
+
+  std::size_t slot_count() const {
+    return cfg_.schedule == Schedule::net_per_thread ? threads_ + 1 : 3;
+  }
+
+  // Bytes of the batch slots and nets for a batch size, from shapes alone: what pipeline()
+  // and the nets will allocate (a lower bound: oneDNN's scratchpad comes on top).
+  double memory_needed(int batch) const {
+    NetConfig net = cfg_.net;
+    net.batch = batch;
+    const Shape in{batch, net.height, net.width, 3};
+    const Shape out = infer_shapes(in, kInputLayer, net.to).back();
+    const double slot = 4.0 * (static_cast<double>(in.elems()) + static_cast<double>(out.elems()) +
+                               (cfg_.pool != "none" ? static_cast<double>(out.n) * out.c : 0.0));
+    const double nets = cfg_.schedule == Schedule::net_per_thread ? threads_ : 1;
+    return static_cast<double>(slot_count()) * slot +
+           nets * static_cast<double>(Vgg16::estimate_bytes(net));
+  }
+
+  // Refuses a --batch whose buffers cannot fit in the memory available, before anything is
+  // allocated (instead of the OOM killer mid-run), suggesting the largest batch that fits.
+  void check_memory() const {
+    const double avail = available_memory_bytes();
+    if (avail <= 0) return;  // unknown: no check
+    const double need = memory_needed(cfg_.net.batch);
+    if (need <= avail) return;
+    constexpr double gib = 1024.0 * 1024 * 1024;
+    const double one = memory_needed(1), per_image = memory_needed(2) - one;
+    const double fit = per_image > 0 ? std::floor((avail - (one - per_image)) / per_image) : 0;
+    throw UsageError(fmt::format(
+        "--batch {}: needs at least {:.1f} GiB ({} batches of {}x{} images in flight and {} "
+        "net{} to {}), but {:.1f} GiB of memory is available; {}",
+        cfg_.net.batch, need / gib, slot_count(), cfg_.net.height, cfg_.net.width,
+        cfg_.schedule == Schedule::net_per_thread ? threads_ : 1,
+        cfg_.schedule == Schedule::net_per_thread && threads_ > 1 ? "s" : "", cfg_.net.to,
+        avail / gib,
+        fit >= 1
+            ? fmt::format("try --batch {} or less (the most that could fit)",
+                          static_cast<long long>(std::min<double>(fit, cfg_.net.batch - 1)))
+            : fmt::format("even --batch 1 needs {:.1f} GiB (try a smaller --size)", one / gib)));
   }
 
   // A shard of an array (N > 1) is written under a temporary name and published complete.
@@ -333,7 +418,7 @@ class Extraction {
 
   void pipeline(FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
     const bool per_thread = cfg_.schedule == Schedule::net_per_thread;
-    const std::size_t tokens = per_thread ? threads_ + 1 : 3;
+    const std::size_t tokens = slot_count();
     const Shape in{cfg_.net.batch, cfg_.net.height, cfg_.net.width, 3};
     const Shape out = infer_shapes(in, kInputLayer, cfg_.net.to).back();
     std::vector<std::unique_ptr<Slot>> slots;

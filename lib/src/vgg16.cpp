@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -411,6 +412,28 @@ Shape Vgg16::output_shape() const {
 }
 double Vgg16::macs_per_image() const {
   return impl_->macs;
+}
+
+std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
+  const int first = layer_index(config.from) + 1;
+  const Shape in{config.batch, config.height, config.width,
+                 first == 0 ? 3 : vgg16_layers()[first - 1].cout};
+  const std::vector<Shape> shapes = infer_shapes(in, config.from, config.to);
+  const double act_elem = config.precision == Precision::f32    ? 4
+                          : config.precision == Precision::bf16 ? 2
+                                                                : 1;
+  // In doubles: a huge batch must not wrap around.
+  double largest = static_cast<double>(in.elems());
+  for (const Shape& s : shapes) largest = std::max(largest, static_cast<double>(s.elems()));
+  double weights = 0;
+  for (int i = first; i <= layer_index(config.to); ++i) {
+    const LayerSpec& l = vgg16_layers()[i];
+    if (l.kind == LayerKind::conv) weights += 9.0 * l.cin * l.cout + l.cout;
+  }
+  const double bytes = 2 * largest * act_elem +
+                       4.0 * (static_cast<double>(in.elems()) + shapes.back().elems()) +
+                       4.0 * weights;
+  return bytes >= static_cast<double>(SIZE_MAX) ? SIZE_MAX : static_cast<std::size_t>(bytes);
 }
 
 std::string Vgg16::describe() const {

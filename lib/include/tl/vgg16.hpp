@@ -11,6 +11,7 @@
 //   net.forward(images.data(), 32, out.data());   // images: [32][224][224][3] preprocessed
 #pragma once
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -75,6 +76,13 @@ class Vgg16 {
 
   // Multiply-accumulates per image of the layers this net runs.
   double macs_per_image() const;
+
+  // A lower bound of the bytes a net built for `config` holds, from the shapes alone (nothing
+  // is allocated, no weights needed): the two ping-pong activation buffers (each the largest
+  // activation, input included), the f32 staging rows and the f32 weights of its layers.
+  // oneDNN's scratchpad and blocked-layout padding come on top. Saturates at SIZE_MAX.
+  // Throws UsageError for bad layer names or sizes (as infer_shapes).
+  static std::size_t estimate_bytes(const NetConfig& config);
   // The oneDNN implementation chosen for each layer, e.g. "block1_conv1: brgconv:avx512_core".
   std::string describe() const;
 
