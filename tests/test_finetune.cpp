@@ -2,6 +2,7 @@
 // finite differences of float64 references, one block5 + head step against a float64
 // backpropagation, fine-tuning lowering the loss, tl-train --finetune and tl-predict end to
 // end (images == tl-extract at block4_pool + features), and the errors.
+#include <bit>
 #include <cmath>
 #include <sstream>
 
@@ -210,12 +211,26 @@ TEST(Block5, InferenceForwardEqualsTheFloat64ReferenceAndVgg16) {
       1e-5);
 }
 
-TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
+// x rounded as oneDNN rounds f32 to bf16 (to nearest, ties to even).
+double round_bf16(double x) {
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(static_cast<float>(x));
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return std::bit_cast<float>(bits & 0xffff0000u);
+}
+
+// One block5 + head step with block5's training convs in `precision`, against float64: the
+// loss within `loss_tol` (relative), every gradient and the SGD update within `tol` relative.
+// bf16: the float64 reference rounds to bf16 what the bf16 convs read (their input, the
+// kernels, d pre-activation) and nothing else, so that it takes the same ReLU and max-pool
+// branches: against an unrounded reference a few activations within bf16 rounding of 0 flip
+// their ReLU mask, and at this size (32 positions per kernel entry) one flip moves a kernel
+// gradient by up to ~25%.
+void check_step_against_float64(Precision precision, double loss_tol, double tol) {
   const int n = 2, h = 4, wd = 4, c = 512, classes = 3;
   const Vgg16Weights w = block5_weights(3);
   const auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 4, 0.f, 1.f);
   const std::vector<int> labels{2, 0};
-  Block5 b5(w, {1, h, wd, c});
+  Block5 b5(w, {1, h, wd, c}, precision);
   DenseHead head({.kind = HeadKind::linear,
                   .pool = Pool::flatten,
                   .classes = classes,
@@ -226,11 +241,18 @@ TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
   const BatchResult r = step.train_step(xf.data(), n, labels, {}, rng);
 
   // float64: three convs + ReLU, pool, dense, softmax cross-entropy, and back.
-  std::vector<Vec> a{Vec(xf.begin(), xf.end())}, kern, bias;
+  const bool bf16 = precision == Precision::bf16;
+  auto rounded = [bf16](Vec v) {
+    if (bf16)
+      for (double& x : v) x = round_bf16(x);
+    return v;
+  };
+  std::vector<Vec> a{Vec(xf.begin(), xf.end())}, kern, conv_kern, bias;
   for (const auto& name : block5_layers()) {
     kern.push_back(ref::to_double(w.conv(name).kernel));
+    conv_kern.push_back(rounded(kern.back()));
     bias.push_back(ref::to_double(w.conv(name).bias));
-    a.push_back(conv(a.back(), n, h, wd, c, c, kern.back(), bias.back(), true));
+    a.push_back(conv(rounded(a.back()), n, h, wd, c, c, conv_kern.back(), bias.back(), true));
   }
   std::vector<size_t> arg;
   const Vec y = pool(a.back(), n, h, wd, c, &arg);
@@ -238,7 +260,8 @@ TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
   const Vec hk = ref::to_double(head.params()[0].value),
             hb = ref::to_double(head.params()[1].value);
   const Vec logits = ref::dense(y, n, f, classes, hk, hb);
-  EXPECT_NEAR(r.loss, ref::ce_loss(logits, classes, labels, {}), 1e-5);
+  const double want_loss = ref::ce_loss(logits, classes, labels, {});
+  EXPECT_NEAR(r.loss, want_loss, loss_tol * std::max(1.0, std::abs(want_loss)));
   Vec dlogits = ref::softmax(logits, classes);
   for (int i = 0; i < n; ++i) dlogits[i * classes + labels[i]] -= 1;
   for (double& v : dlogits) v /= n;
@@ -257,21 +280,23 @@ TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
   std::vector<Vec> dk(3), db(3);
   for (int l = 2; l >= 0; --l) {
     Vec dx;
-    conv_backward(a[l], a[l + 1], da, n, h, wd, c, c, kern[l], true, l > 0 ? &dx : nullptr, dk[l],
-                  db[l]);
+    for (size_t i = 0; i < da.size(); ++i)  // ReLU backward, then what the conv reads
+      if (a[l + 1][i] <= 0) da[i] = 0;
+    conv_backward(rounded(a[l]), a[l + 1], rounded(da), n, h, wd, c, c, conv_kern[l], false,
+                  l > 0 ? &dx : nullptr, dk[l], db[l]);
     da = std::move(dx);
   }
-  EXPECT_LT(ref::rel_error(head.params()[0].grad, dhk), 1e-4);
-  EXPECT_LT(ref::rel_error(head.params()[1].grad, dhb), 1e-4);
+  EXPECT_LT(ref::rel_error(head.params()[0].grad, dhk), tol);
+  EXPECT_LT(ref::rel_error(head.params()[1].grad, dhb), tol);
   for (int l = 0; l < 3; ++l) {
-    EXPECT_LT(ref::rel_error(b5.params()[2 * l].grad, dk[l]), 1e-4) << block5_layers()[l];
-    EXPECT_LT(ref::rel_error(b5.params()[2 * l + 1].grad, db[l]), 1e-4) << block5_layers()[l];
+    EXPECT_LT(ref::rel_error(b5.params()[2 * l].grad, dk[l]), tol) << block5_layers()[l];
+    EXPECT_LT(ref::rel_error(b5.params()[2 * l + 1].grad, db[l]), tol) << block5_layers()[l];
   }
   // The update: new = old - lr * grad (SGD, no momentum), against the float64 gradients.
   const float lr = 0.5f;
   Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = lr}, b5.params());
   sgd.step(b5.params());
-  for (int l = 0; l < 3; ++l) {  // off by at most 1e-4 of the step plus float rounding
+  for (int l = 0; l < 3; ++l) {  // off by at most `tol` of the step plus float rounding
     double err = 0, step_size = 0, scale = 0;
     for (size_t i = 0; i < kern[l].size(); ++i) {
       const double want = kern[l][i] - lr * dk[l][i];
@@ -280,8 +305,20 @@ TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
       scale = std::max(scale, std::abs(kern[l][i]));
     }
     EXPECT_GT(step_size, 1e-3 * scale) << "a step too small to test";
-    EXPECT_LT(err, 1e-4 * step_size + 1.2e-7 * scale) << block5_layers()[l];
+    EXPECT_LT(err, tol * step_size + 1.2e-7 * scale) << block5_layers()[l];
   }
+}
+
+TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
+  check_step_against_float64(Precision::f32, 1e-5, 1e-4);
+}
+
+TEST(FinetuneStep, OneBf16SgdStepIsWithin2PercentOfTheFloat64ReferenceStep) {
+  // bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 2e-3 per value); through three
+  // convs of 4608 products and back, 2e-2 relative (the f32 step: 1e-4). The master weights
+  // and the update stay f32.
+  if (!bf16_supported()) GTEST_SKIP() << "no oneDNN bf16 convolutions on this CPU";
+  check_step_against_float64(Precision::bf16, 2e-2, 2e-2);
 }
 
 TEST(FinetuneStep, MlpWithGlobalPoolGradientMatchesFiniteDifferenceOfTheLoss) {
@@ -328,13 +365,14 @@ TEST(FinetuneStep, MlpWithGlobalPoolGradientMatchesFiniteDifferenceOfTheLoss) {
     }
 }
 
-TEST(FinetuneStep, TrainingBlock5AloneLowersTheLoss) {
-  // The head is frozen: only block5's updates can lower the loss.
+// The head is frozen: only block5's updates (its training convs in `precision`) can lower
+// the loss.
+void check_block5_alone_lowers_the_loss(Precision precision) {
   const int n = 12, h = 2, wd = 2, c = 512;
   auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 9, 0.f, 1.f);
   std::vector<int> labels(n);
   for (int i = 0; i < n; ++i) labels[i] = i % 3;
-  Block5 b5(block5_weights(10), {1, h, wd, c});
+  Block5 b5(block5_weights(10), {1, h, wd, c}, precision);
   DenseHead head({.classes = 3, .input = b5.output_row()}, 11);
   FinetuneStep step(b5, head);
   Optimizer sgd({.kind = OptimizerKind::sgd, .learning_rate = 1e-3f, .momentum = 0.9f},
@@ -347,6 +385,15 @@ TEST(FinetuneStep, TrainingBlock5AloneLowersTheLoss) {
     sgd.step(b5.params());
   }
   EXPECT_LT(last, 0.5 * first) << "first " << first << ", last " << last;
+}
+
+TEST(FinetuneStep, TrainingBlock5AloneLowersTheLoss) {
+  check_block5_alone_lowers_the_loss(Precision::f32);
+}
+
+TEST(FinetuneStep, TrainingBlock5AloneInBf16LowersTheLoss) {
+  if (!bf16_supported()) GTEST_SKIP() << "no oneDNN bf16 convolutions on this CPU";
+  check_block5_alone_lowers_the_loss(Precision::bf16);
 }
 
 // ---- tl-train --finetune and tl-predict ----------------------------------------------------

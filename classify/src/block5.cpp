@@ -28,11 +28,16 @@ const std::vector<std::string>& block5_layers() {
   return names;
 }
 
+bool bf16_supported() {
+  const auto isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+
 namespace {
 
 // {N, C, H, W} logical dims, NHWC in memory.
-memory::desc nhwc(int n, int c, int h, int w) {
-  return {{n, c, h, w}, dt::f32, tag::nhwc};
+memory::desc nhwc(int n, int c, int h, int w, dt type = dt::f32) {
+  return {{n, c, h, w}, type, tag::nhwc};
 }
 
 dnnl::primitive_attr conv_attr(bool relu) {
@@ -57,27 +62,36 @@ Op make_reorder(const memory::desc& from, const memory::desc& to, Scratchpad& sc
 
 struct ConvLayer::Impl {
   int n, h, w, cin, cout;
-  bool relu, has_bwd_data = false;
+  bool relu, has_bwd_data = false, bf16 = false;
   Pass pass;
   dnnl::stream strm{cpu_engine()};
   Op fwd, relu_bwd, bwd_data, bwd_weights;
   Op kernel_to_fwd, kernel_to_bwd, diff_kernel_out;  // HWIO <-> oneDNN's layouts
   bool same_bwd_weights = true;                      // bwd data reads the forward's layout
   detail::AlignedBuffer wei_fwd, wei_bwd, diff_wei, diff_pre;
+  // bf16: the input (kept from forward for backward weights) and d pre-activation, rounded.
+  Op src_to_bf16, diff_to_bf16;
+  detail::AlignedBuffer src_bf16, diff_bf16;
   const float* bias = nullptr;
   std::string impl;
 };
 
 ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass pass,
-                     Scratchpad& scratch, bool diff_src)
+                     Scratchpad& scratch, bool diff_src, Precision precision)
     : impl_(std::make_unique<Impl>()) {
   if (batch < 1 || h < 1 || w < 1 || cin < 1 || cout < 1)
     throw Error(fmt::format("conv layer: bad sizes batch {}, {}x{}, {} -> {} channels", batch, h, w,
                             cin, cout));
   Impl& m = *impl_;
   m.n = batch, m.h = h, m.w = w, m.cin = cin, m.cout = cout, m.relu = relu, m.pass = pass;
+  m.bf16 = precision == Precision::bf16 && pass == Pass::training;
+  // f32 mode: every tensor f32. bf16: the convs read bf16 (conv_src, conv_dd, the weights)
+  // and write f32 (dst, diff_src, diff weights, bias and its gradient).
+  const dt ct = m.bf16 ? dt::bf16 : dt::f32;
   const memory::desc src = nhwc(batch, cin, h, w), dst = nhwc(batch, cout, h, w);
-  const memory::desc wei_any({cout, cin, 3, 3}, dt::f32, tag::any);
+  const memory::desc conv_src = nhwc(batch, cin, h, w, ct), conv_dd = nhwc(batch, cout, h, w, ct);
+  const memory::desc wei_any({cout, cin, 3, 3}, ct, tag::any);
+  const memory::desc diff_wei_any({cout, cin, 3, 3}, dt::f32, tag::any);
   const memory::desc wei_user({cout, cin, 3, 3}, dt::f32, tag::hwio);
   const memory::desc bias({cout}, dt::f32, tag::x);
   const memory::dims strides{1, 1}, pad{1, 1};
@@ -86,11 +100,11 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
                                              : dnnl::prop_kind::forward_inference;
     // {N, cin, H, W} -> {N, cout, H, W}
     dnnl::convolution_forward::primitive_desc fpd(
-        dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei_any,
-                                        bias, dst, strides, pad, pad),
+        dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, conv_src,
+                                        wei_any, bias, dst, strides, pad, pad),
         conv_attr(relu), cpu_engine());
     m.fwd = Op(fpd, dnnl::convolution_forward(fpd),
-               {{DNNL_ARG_SRC, src},
+               {{DNNL_ARG_SRC, conv_src},
                 {DNNL_ARG_WEIGHTS, fpd.weights_desc()},
                 {DNNL_ARG_BIAS, bias},
                 {DNNL_ARG_DST, dst}},
@@ -98,6 +112,14 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
     m.impl = fmt::format("conv fwd {}", fpd.impl_info_str());
     m.wei_fwd.reserve(fpd.weights_desc().get_size());
     m.kernel_to_fwd = make_reorder(wei_user, fpd.weights_desc(), scratch);
+    if (m.bf16) {
+      m.src_to_bf16 = make_reorder(src, conv_src, scratch);
+      m.src_bf16.reserve(conv_src.get_size());
+      m.diff_to_bf16 = make_reorder(dst, conv_dd, scratch);
+      m.diff_bf16.reserve(conv_dd.get_size());
+      m.impl +=
+          fmt::format(" (bf16 src and weights, f32 dst; f32 -> bf16 {})", m.src_to_bf16.impl());
+    }
     if (pass == Pass::training) {
       if (relu) {  // d dst -> d (pre-activation), from the output: dst > 0 where src > 0
         const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
@@ -116,10 +138,10 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
       if (diff_src) {  // {N, cout, H, W} -> {N, cin, H, W}
         dnnl::convolution_backward_data::primitive_desc dpd(
             dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src, wei_any,
-                                                  dst, strides, pad, pad),
+                                                  conv_dd, strides, pad, pad),
             user_scratchpad_attr(), cpu_engine(), fpd);
         m.bwd_data = Op(dpd, dnnl::convolution_backward_data(dpd),
-                        {{DNNL_ARG_DIFF_DST, dst},
+                        {{DNNL_ARG_DIFF_DST, conv_dd},
                          {DNNL_ARG_WEIGHTS, dpd.weights_desc()},
                          {DNNL_ARG_DIFF_SRC, src}},
                         scratch);
@@ -133,12 +155,12 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
       }
       // {N, cout, H, W} -> kernel, bias
       dnnl::convolution_backward_weights::primitive_desc wpd(
-          dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src,
-                                                   wei_any, bias, dst, strides, pad, pad),
+          dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, conv_src,
+                                                   diff_wei_any, bias, conv_dd, strides, pad, pad),
           user_scratchpad_attr(), cpu_engine(), fpd);
       m.bwd_weights = Op(wpd, dnnl::convolution_backward_weights(wpd),
-                         {{DNNL_ARG_SRC, src},
-                          {DNNL_ARG_DIFF_DST, dst},
+                         {{DNNL_ARG_SRC, conv_src},
+                          {DNNL_ARG_DIFF_DST, conv_dd},
                           {DNNL_ARG_DIFF_WEIGHTS, wpd.diff_weights_desc()},
                           {DNNL_ARG_DIFF_BIAS, bias}},
                          scratch);
@@ -174,7 +196,12 @@ void ConvLayer::forward(const float* src, float* dst) {
   Impl& m = *impl_;
   if (!m.bias) throw Error("conv layer: forward before set_weights");
   try {
-    m.fwd.run(m.strm, {{DNNL_ARG_SRC, src},
+    const void* x = src;
+    if (m.bf16) {  // {N, cin, H, W} f32 -> bf16, kept for backward weights
+      m.src_to_bf16.run(m.strm, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, m.src_bf16.data()}});
+      x = m.src_bf16.data();
+    }
+    m.fwd.run(m.strm, {{DNNL_ARG_SRC, x},
                        {DNNL_ARG_WEIGHTS, m.wei_fwd.data()},
                        {DNNL_ARG_BIAS, m.bias},
                        {DNNL_ARG_DST, dst}});
@@ -197,14 +224,20 @@ void ConvLayer::backward(const float* src, const float* dst, const float* diff_d
                               {DNNL_ARG_DIFF_SRC, m.diff_pre.data()}});
       dpre = m.diff_pre.floats();
     }
-    m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, src},
-                               {DNNL_ARG_DIFF_DST, dpre},
+    const void *x = src, *dd = dpre;
+    if (m.bf16) {  // {N, cout, H, W} f32 -> bf16; src's bf16 copy is the forward's
+      m.diff_to_bf16.run(m.strm, {{DNNL_ARG_FROM, dpre}, {DNNL_ARG_TO, m.diff_bf16.data()}});
+      x = m.src_bf16.data();
+      dd = m.diff_bf16.data();
+    }
+    m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, x},
+                               {DNNL_ARG_DIFF_DST, dd},
                                {DNNL_ARG_DIFF_WEIGHTS, m.diff_wei.data()},
                                {DNNL_ARG_DIFF_BIAS, diff_bias}});
     m.diff_kernel_out.run(m.strm, {{DNNL_ARG_FROM, m.diff_wei.data()}, {DNNL_ARG_TO, diff_kernel}});
     if (diff_src)
       m.bwd_data.run(m.strm,
-                     {{DNNL_ARG_DIFF_DST, dpre},
+                     {{DNNL_ARG_DIFF_DST, dd},
                       {DNNL_ARG_WEIGHTS, m.same_bwd_weights ? m.wei_fwd.data() : m.wei_bwd.data()},
                       {DNNL_ARG_DIFF_SRC, diff_src}});
   } catch (const dnnl::error& e) {
@@ -314,10 +347,11 @@ constexpr int kChannels = 512;
 // The layers and activations of one batch size. Never moved once built (the layers point at
 // its scratchpad).
 struct Block5Plan {
-  Block5Plan(int n, const Shape& in, Pass pass) : n(n) {
+  Block5Plan(int n, const Shape& in, Pass pass, Precision precision) : n(n) {
     const int h = in.h, w = in.w, c = kChannels;
     for (int k = 0; k < 3; ++k)  // {N, 512, h, w} -> {N, 512, h, w}; conv1's input is constant
-      convs.emplace_back(n, h, w, c, c, /*relu=*/true, pass, scratch, /*diff_src=*/k > 0);
+      convs.emplace_back(n, h, w, c, c, /*relu=*/true, pass, scratch, /*diff_src=*/k > 0,
+                         precision);
     pool.emplace(n, h, w, c, pass, scratch);  // {N, 512, h, w} -> {N, 512, h/2, w/2}
     const size_t bytes = sizeof(float) * n * h * w * c;
     for (auto& a : act) a.reserve(bytes);
@@ -338,6 +372,7 @@ constexpr size_t kMaxPlans = 6;
 
 struct Block5::Impl {
   Shape in, out;
+  Precision precision = Precision::f32;
   std::vector<Param> params;
   std::map<std::pair<int, Pass>, std::unique_ptr<Block5Plan>> plans;
 
@@ -346,7 +381,7 @@ struct Block5::Impl {
     const auto key = std::make_pair(n, pass);
     if (auto it = plans.find(key); it != plans.end()) return *it->second;
     if (plans.size() >= kMaxPlans) plans.clear();
-    return *plans.emplace(key, std::make_unique<Block5Plan>(n, in, pass)).first->second;
+    return *plans.emplace(key, std::make_unique<Block5Plan>(n, in, pass, precision)).first->second;
   }
 
   void run_forward(Block5Plan& p, const float* src, float* dst) {
@@ -360,8 +395,15 @@ struct Block5::Impl {
   }
 };
 
-Block5::Block5(const Vgg16Weights& weights, Shape in) : impl_(std::make_unique<Impl>()) {
+Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision)
+    : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
+  if (precision == Precision::int8) throw Error("block5: int8 training is not supported");
+  if (precision == Precision::bf16 && !bf16_supported())
+    throw Error(
+        "block5: bf16 needs a CPU with bf16 convolutions in oneDNN (AVX512_BF16 or AMX); use "
+        "f32");
+  m.precision = precision;
   if (in.c != kChannels || in.h < 2 || in.w < 2)
     throw Error(
         fmt::format("block5: input rows [{}, {}, {}], need [h, w, 512] with h, w >= 2 "
@@ -440,6 +482,10 @@ void Block5::backward(const float* src, int n, const float* diff_dst) {
                         ps[2 * k + 1].grad.data());
     cur = 1 - cur;
   }
+}
+
+Precision Block5::precision() const {
+  return impl_->precision;
 }
 
 std::string Block5::describe() const {

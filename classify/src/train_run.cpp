@@ -222,7 +222,13 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
         meta.pool == "none" ? "" : fmt::format(" pooled ({})", meta.pool)));
   const Vgg16Weights weights = block5_weights(ft, meta);
   log << "block5 weights: " << weights.describe() << "\n";
-  Block5 block5(weights, row_shape_of(meta));
+  if (ft.precision == Precision::int8)
+    throw UsageError("--finetune-precision: int8 (accepted: f32, bf16)");
+  if (ft.precision == Precision::bf16 && !bf16_supported())
+    throw UsageError(
+        "--finetune-precision bf16: this CPU has no oneDNN bf16 convolutions (AVX512_BF16 or "
+        "AMX); use f32");
+  Block5 block5(weights, row_shape_of(meta), ft.precision);
   const Shape out = block5.output_row();
 
   TrainRunSummary s{.model = cfg.output, .in_memory = all.in_memory()};
@@ -253,9 +259,9 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   opt.epochs = epochs2;
   opt.optimizer = ft.optimizer;
   if (!(stop && stop->load())) {
-    log << fmt::format("phase 2: block5 + head, {} lr {} momentum {}, {} epochs\n",
+    log << fmt::format("phase 2: block5 + head, {} lr {} momentum {}, {} epochs, {} convs\n",
                        to_string(opt.optimizer.kind), opt.optimizer.learning_rate,
-                       opt.optimizer.momentum, epochs2);
+                       opt.optimizer.momentum, epochs2, to_string(ft.precision));
     s.result = finetune(block5, *head, *d.train, d.val, opt, epoch_logger(cfg, log, epochs2));
     log_end(s.result, log);
   }
@@ -265,6 +271,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   auto training = training_record(rec_cfg, s.result, all.in_memory());
   training["finetune"] = "block5";
   training["finetune_epochs"] = std::to_string(epochs2);
+  training["finetune_precision"] = std::string(to_string(ft.precision));
   training["block5_weights"] = weights.describe();
   training["head_init"] = ft.head_init.string();
   training["head_epochs_run"] = std::to_string(s.head_phase.history.size());

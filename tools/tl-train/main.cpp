@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
         "training curves (default: MODEL.curves.png)")("quiet", po::bool_switch(&cfg.quiet),
                                                        "no per-epoch lines");
     auto& ft = cfg.finetune;
-    std::string finetune, ft_optimizer = "sgd";
+    std::string finetune, ft_optimizer = "sgd", ft_precision = "f32";
     po::options_description tune("Fine-tuning (block5 on block4_pool features)");
     tune.add_options()(
         "finetune", po::value(&finetune)->value_name("block5"),
@@ -103,7 +103,12 @@ int main(int argc, char** argv) {
         "learning rate of block5 + head")(
         "finetune-momentum",
         po::value(&ft.optimizer.momentum)->default_value(0.9f, "0.9")->value_name("X"),
-        "sgd momentum of block5 + head");
+        "sgd momentum of block5 + head")(
+        "finetune-precision",
+        po::value(&ft_precision)->default_value(ft_precision)->value_name("f32|bf16"),
+        "block5's convolutions while fine-tuning: bf16 inputs, weights and gradients with f32 "
+        "accumulation and f32 master weights (needs AVX512_BF16 or AMX); the saved model is "
+        "f32 either way");
     p.add(data);
     p.add(model);
     p.add(fit);
@@ -119,6 +124,10 @@ int main(int argc, char** argv) {
     if (p.vm().count("head-init")) ft.head_init = p.vm()["head-init"].as<std::string>();
     ft.optimizer.kind = tl::cli::parse_option("--finetune-optimizer", ft_optimizer,
                                               [](auto& s) { return tl::parse_optimizer(s); });
+    if (ft_precision != "f32" && ft_precision != "bf16")
+      throw tl::UsageError(
+          fmt::format("--finetune-precision: '{}' (accepted: f32, bf16)", ft_precision));
+    ft.precision = tl::parse_precision(ft_precision);
     if (ft.epochs < 0)
       throw tl::UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
     // Checked before any feature file is read, naming the option.

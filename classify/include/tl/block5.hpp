@@ -18,6 +18,7 @@
 
 #include "tl/dense_head.hpp"
 #include "tl/head_layers.hpp"
+#include "tl/vgg16.hpp"
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
 
@@ -29,13 +30,23 @@ const std::vector<std::string>& block5_layers();
 // The layer before block5: fine-tuning reads features cached there.
 inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
 
+// The convolutions' arithmetic while training (tl::Precision, f32 or bf16; int8 is not
+// trained). bf16: the convs read bf16 copies of their input, of the weights (rounded from the
+// f32 master weights at each set_weights) and of the gradient of their output, and accumulate
+// in f32 (output, bias, gradients all f32); ReLU, pooling and the optimizer stay f32. Layers
+// built for inference always run f32.
+// Whether this CPU has oneDNN bf16 convolutions (AVX512_BF16 or AMX); false when oneDNN only
+// emulates bf16 or has none.
+bool bf16_supported();
+
 // 3x3 convolution, stride 1, pad 1, bias, optional ReLU (a post-op; its backward is oneDNN's
 // eltwise backward from the output). src/dst NHWC f32; kernel HWIO [3][3][cin][cout].
 class ConvLayer {
  public:
   // `diff_src` = false skips backward data (the first layer, whose input is a constant).
+  // `precision` applies to training layers (Pass::training) only.
   ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass pass, Scratchpad& scratch,
-            bool diff_src = true);
+            bool diff_src = true, Precision precision = Precision::f32);
   ~ConvLayer();
   ConvLayer(ConvLayer&&) noexcept;
   ConvLayer& operator=(ConvLayer&&) noexcept;
@@ -78,8 +89,10 @@ class MaxPoolLayer {
 class Block5 {
  public:
   // `weights` must hold the three block5 convs (Error naming the layer and the file
-  // otherwise); `in` is one block4_pool row [h, w, 512] with h, w >= 2.
-  Block5(const Vgg16Weights& weights, Shape in);
+  // otherwise); `in` is one block4_pool row [h, w, 512] with h, w >= 2. `precision`: the
+  // training convs' (train_forward, backward); forward() is always f32. bf16 on a CPU
+  // without bf16 convolutions: Error.
+  Block5(const Vgg16Weights& weights, Shape in, Precision precision = Precision::f32);
   ~Block5();
   Block5(Block5&&) noexcept;
   Block5& operator=(Block5&&) noexcept;
@@ -103,6 +116,7 @@ class Block5 {
   // Param::grad. src must be the rows train_forward read.
   void backward(const float* src, int n, const float* diff_dst);
 
+  Precision precision() const;
   std::string describe() const;  // the oneDNN implementations of the plans built so far
 
  private:

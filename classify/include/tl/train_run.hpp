@@ -15,6 +15,7 @@
 #include "tl/dense_head.hpp"
 #include "tl/optimizer.hpp"
 #include "tl/trainer.hpp"
+#include "tl/vgg16.hpp"
 
 namespace tl {
 
@@ -28,6 +29,7 @@ struct FinetuneConfig {
   std::filesystem::path head_init{};  // a model trained on block5_pool features; "" = phase 1
   int epochs = 0;                     // phase 2 epochs; 0 = options.epochs
   OptimizerConfig optimizer{.kind = OptimizerKind::sgd, .learning_rate = 1e-4f, .momentum = 0.9f};
+  Precision precision = Precision::f32;  // block5's training convs: f32 or bf16 (phase 2)
 };
 
 struct TrainRunConfig {
