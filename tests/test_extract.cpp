@@ -415,18 +415,6 @@ TEST(ExtractErrors, SecondWriterIsRefusedNamingTheFirst) {
 
 // ---- SIGKILL at random points -------------------------------------------------------------
 
-int spawn_extract(const std::vector<std::string>& args, pid_t& pid) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc;
-}
-
 TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   TempDir d;
   testing::make_class_folders(d / "imgs", {"a", "b", "c"}, 40, 120, 140);
@@ -451,7 +439,7 @@ TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   };
   pid_t pid;
   int status = 0;
-  ASSERT_EQ(spawn_extract(args(d / "ref.h5"), pid), 0);
+  ASSERT_EQ(testing::spawn_quiet(args(d / "ref.h5"), pid), 0);
   waitpid(pid, &status, 0);
   ASSERT_EQ(WEXITSTATUS(status), 3);  // one image failed
 
@@ -459,7 +447,7 @@ TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   int kills = 0;
   // Each run takes about a second (0.4 s of it loading weights): kill at 30..900 ms.
   for (int attempt = 0; attempt < 30 && kills < 12; ++attempt) {
-    ASSERT_EQ(spawn_extract(args(d / "out.h5"), pid), 0);
+    ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
     std::this_thread::sleep_for(
         std::chrono::milliseconds(std::uniform_int_distribution(30, 900)(rng)));
     if (waitpid(pid, &status, WNOHANG) == pid) break;  // finished before the kill
@@ -473,7 +461,7 @@ TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
     EXPECT_EQ(r.paths().size(), r.rows());
   }
   // Finish it (or confirm it finished).
-  ASSERT_EQ(spawn_extract(args(d / "out.h5"), pid), 0);
+  ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3);
   RecordProperty("kills", kills);

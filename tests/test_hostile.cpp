@@ -361,21 +361,9 @@ TEST(HostileRun, ThreadsFarAboveTheCoresAreClampedWithANoteAndGiveTheSameRows) {
   EXPECT_EQ(b.labels, a.labels);
 }
 
-int spawn_quiet(const std::vector<std::string>& args, pid_t& pid) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  return rc;
-}
-
 int exit_code_of(const std::vector<std::string>& args) {
   pid_t pid;
-  if (spawn_quiet(args, pid) != 0) return -1;
+  if (testing::spawn_quiet(args, pid) != 0) return -1;
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -452,7 +440,7 @@ TEST(HostileRun, AReaderDuringARunSeesCommittedRowsOnly) {
   args[10] = "block5_pool";
   for (const char* a : {"--batch", "2", "--threads", "2"}) args.push_back(a);
   pid_t pid;
-  ASSERT_EQ(spawn_quiet(args, pid), 0);
+  ASSERT_EQ(testing::spawn_quiet(args, pid), 0);
   int status = 0, reads = 0, partial_reads = 0;
   std::size_t last = 0;
   while (waitpid(pid, &status, WNOHANG) == 0) {

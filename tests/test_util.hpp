@@ -4,6 +4,9 @@
 //   EXPECT_HAS(tl::testing::error_of([&] { tl::load_weights((dir / "x.h5").string()); }), "x.h5");
 #pragma once
 
+#include <fcntl.h>
+#include <spawn.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -11,10 +14,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "tl/error.hpp"
+
+extern char** environ;
 
 namespace tl::testing {
 
@@ -67,6 +73,20 @@ inline void write_text(const std::filesystem::path& p, std::string_view text) {
 inline std::string read_bytes(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Starts a program (args[0] is its path) with its stderr sent to /dev/null; returns
+// posix_spawn's result and the child's pid.
+inline int spawn_quiet(const std::vector<std::string>& args, pid_t& pid) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc;
 }
 
 }  // namespace tl::testing

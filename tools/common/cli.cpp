@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <charconv>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -152,6 +153,19 @@ ImageOptions ImageOptionsCli::image(int height, int width) const {
       parse_option("--preprocess", preprocess, [](auto& s) { return parse_preprocess(s); });
   o.resize = parse_option("--resize", resize, [](auto& s) { return parse_resize(s); });
   return o;
+}
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) {
+  g_stop = true;
+}
+}  // namespace
+
+const std::atomic<bool>& stop_on_signals() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  return g_stop;
 }
 
 int default_threads() {

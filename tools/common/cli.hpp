@@ -12,6 +12,7 @@
 //   }
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -96,6 +97,13 @@ struct ImageOptionsCli {
   po::options_description options();
   ImageOptions image(int height, int width) const;
 };
+
+// Exit status of a tool stopped by SIGINT or SIGTERM.
+inline constexpr int kExitInterrupted = 130;
+
+// Installs SIGINT and SIGTERM handlers that set the returned flag (the library checks it
+// between batches and stops cleanly).
+const std::atomic<bool>& stop_on_signals();
 
 // The CPUs this process may use: its affinity mask, capped by SLURM_CPUS_PER_TASK.
 int default_threads();

@@ -1,5 +1,4 @@
 // tl-extract: an image folder -> VGG16 features of one layer -> an HDF5 feature cache.
-#include <csignal>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -10,12 +9,7 @@
 #include "tl/slurm_array.hpp"
 
 namespace {
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) {
-  g_stop = true;
-}
 constexpr int kExitSomeFailed = 3;
-constexpr int kExitInterrupted = 130;
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -116,16 +110,15 @@ int main(int argc, char** argv) {
     cfg.shard = p.given("shard") ? tl::parse_shard(shard) : tl::shard_from_env();
     cfg.threads = tl::cli::set_threads(net.threads);
 
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    const tl::ExtractSummary s = tl::run_extract(cfg, std::cerr, &g_stop);
+    const std::atomic<bool>& stop = tl::cli::stop_on_signals();
+    const tl::ExtractSummary s = tl::run_extract(cfg, std::cerr, &stop);
     if (s.already_complete) return s.failed > 0 ? kExitSomeFailed : 0;
     std::cerr << fmt::format(
         "{}: {} images in {:.1f} s ({:.2f} img/s), {} failed; '{}' holds {} rows{}\n",
         s.complete ? "done" : "stopped", s.rows_this_run + s.failed_this_run, s.seconds,
         s.seconds > 0 ? (s.rows_this_run + s.failed_this_run) / s.seconds : 0.0, s.failed_this_run,
         s.file.string(), s.rows, s.complete ? "" : " (run the same command to resume)");
-    if (g_stop) return kExitInterrupted;
+    if (stop) return tl::cli::kExitInterrupted;
     return s.failed > 0 || !s.strict_failure.empty() ? kExitSomeFailed : 0;
   });
 }

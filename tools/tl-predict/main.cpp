@@ -1,18 +1,10 @@
 // tl-predict: a trained model applied to cached features or to new images.
-#include <csignal>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli.hpp"
 #include "tl/predict_run.hpp"
-
-namespace {
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) {
-  g_stop = true;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   const tl::cli::ToolInfo info{
@@ -61,15 +53,14 @@ int main(int argc, char** argv) {
     cfg.plot = plot;
     if (cfg.batch < 1) throw tl::UsageError("--batch: must be at least 1");
     cfg.threads = tl::cli::set_threads(cfg.threads);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    const std::atomic<bool>& stop = tl::cli::stop_on_signals();
     tl::PredictRunSummary s;
     try {
-      s = tl::run_prediction(cfg, std::cerr, &g_stop);
+      s = tl::run_prediction(cfg, std::cerr, &stop);
     } catch (const tl::Error&) {
-      if (!g_stop) throw;
+      if (!stop) throw;
       std::cerr << "tl-predict: interrupted, no predictions written\n";
-      return 130;
+      return tl::cli::kExitInterrupted;
     }
     std::cerr << fmt::format(
         "{} predictions -> {}{}\n", s.rows, s.csv.string(),
@@ -77,6 +68,6 @@ int main(int argc, char** argv) {
     if (s.accuracy) std::cerr << fmt::format("accuracy: {:.4f}\n", *s.accuracy);
     if (!s.plot.empty()) std::cerr << "confusion matrix: " << s.plot.string() << "\n";
     if (!s.metrics_json.empty()) std::cerr << "metrics: " << s.metrics_json.string() << "\n";
-    return g_stop ? 130 : 0;
+    return stop ? tl::cli::kExitInterrupted : 0;
   });
 }

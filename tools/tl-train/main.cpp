@@ -1,18 +1,10 @@
 // tl-train: a dense classifier on cached VGG16 features -> a model file.
-#include <csignal>
 #include <iostream>
 
 #include <fmt/format.h>
 
 #include "cli.hpp"
 #include "tl/train_run.hpp"
-
-namespace {
-std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) {
-  g_stop = true;
-}
-}  // namespace
 
 int main(int argc, char** argv) {
   const tl::cli::ToolInfo info{
@@ -158,11 +150,10 @@ int main(int argc, char** argv) {
     cfg.memory_limit = static_cast<std::uint64_t>(memory_gb * (1ull << 30));
     tl::cli::set_threads(threads);
 
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
-    const tl::TrainRunSummary s = tl::run_training(cfg, std::cerr, &g_stop);
+    const std::atomic<bool>& stop = tl::cli::stop_on_signals();
+    const tl::TrainRunSummary s = tl::run_training(cfg, std::cerr, &stop);
     std::cerr << fmt::format("model: {}\ncurves: {}\n", s.model.string(), s.plot.string());
     if (!cfg.history_csv.empty()) std::cerr << "history: " << cfg.history_csv.string() << "\n";
-    return g_stop ? 130 : 0;
+    return stop ? tl::cli::kExitInterrupted : 0;
   });
 }
