@@ -231,7 +231,7 @@ class Extraction {
     net.batch = batch;
     const Shape in{batch, net.height, net.width, 3};
     const Shape out = infer_shapes(in, kInputLayer, net.to).back();
-    const double slot = 4.0 * (static_cast<double>(in.elems()) + static_cast<double>(out.elems()) +
+    const double slot = 4.0 * (in.elems_double() + out.elems_double() +
                                (cfg_.pool != "none" ? static_cast<double>(out.n) * out.c : 0.0));
     const double nets = cfg_.schedule == Schedule::net_per_thread ? threads_ : 1;
     return static_cast<double>(slot_count()) * slot +

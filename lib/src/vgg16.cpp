@@ -422,17 +422,16 @@ std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
   const double act_elem = config.precision == Precision::f32    ? 4
                           : config.precision == Precision::bf16 ? 2
                                                                 : 1;
-  // In doubles: a huge batch must not wrap around.
-  double largest = static_cast<double>(in.elems());
-  for (const Shape& s : shapes) largest = std::max(largest, static_cast<double>(s.elems()));
+  // In doubles: a huge batch must not overflow.
+  double largest = in.elems_double();
+  for (const Shape& s : shapes) largest = std::max(largest, s.elems_double());
   double weights = 0;
   for (int i = first; i <= layer_index(config.to); ++i) {
     const LayerSpec& l = vgg16_layers()[i];
     if (l.kind == LayerKind::conv) weights += 9.0 * l.cin * l.cout + l.cout;
   }
   const double bytes = 2 * largest * act_elem +
-                       4.0 * (static_cast<double>(in.elems()) + shapes.back().elems()) +
-                       4.0 * weights;
+                       4.0 * (in.elems_double() + shapes.back().elems_double()) + 4.0 * weights;
   return bytes >= static_cast<double>(SIZE_MAX) ? SIZE_MAX : static_cast<std::size_t>(bytes);
 }
 

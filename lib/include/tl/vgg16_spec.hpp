@@ -26,6 +26,8 @@ struct LayerSpec {
 struct Shape {
   int n = 0, h = 0, w = 0, c = 0;
   long long elems() const { return 1LL * n * h * w * c; }
+  // The same in double: never overflows, for size checks on hostile dimensions.
+  double elems_double() const { return 1.0 * n * h * w * c; }
   long long per_image() const { return 1LL * h * w * c; }
   bool operator==(const Shape&) const = default;
 };
