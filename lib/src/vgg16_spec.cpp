@@ -58,9 +58,6 @@ std::vector<Shape> infer_shapes(Shape in, std::string_view from, std::string_vie
   if (first == 0 && (in.h < kMinInputSide || in.w < kMinInputSide))
     throw UsageError(fmt::format("input size {}x{} is below VGG16's minimum of {}x{}", in.h, in.w,
                                  kMinInputSide, kMinInputSide));
-  if (in.elems_double() > 0x1p62)
-    throw UsageError(
-        fmt::format("{}x{}x{}x{} values do not fit in memory", in.n, in.h, in.w, in.c));
   std::vector<Shape> shapes;
   Shape s = in;
   for (int i = first; i <= last; ++i) {
