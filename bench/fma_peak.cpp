@@ -30,8 +30,8 @@ __attribute__((target("avx512f"), noinline)) static float fma_loop(long iters, f
       "vaddps %%zmm4, %%zmm15, %[a]\n\t"
       : [a] "+v"(acc), [n] "+r"(iters)
       : [m] "v"(m), [c] "v"(c)
-      : "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13",
-        "zmm14", "zmm15", "cc");
+      : "zmm4", "zmm5", "zmm6", "zmm7", "zmm8", "zmm9", "zmm10", "zmm11", "zmm12", "zmm13", "zmm14",
+        "zmm15", "cc");
   alignas(64) float lanes[16];
   _mm512_store_ps(lanes, acc);
   return lanes[0];
