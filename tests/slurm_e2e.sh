@@ -45,7 +45,7 @@ export SLURM_CONF="$scratch/cluster/slurm.conf"
 say "data: 10 classes x 24 images, one broken"
 "$build/data/tl-demo-data" --output data --train-per-class 24 --test-per-class 1 >/dev/null
 echo "not an image" >data/train/bag/zz-broken.png
-opts=(--images data/train --weights random:1 --size 64 --batch 4 --quiet)
+opts=(--images data/train --weights random:1 --size 128 --batch 4 --quiet)  # ~3 s a task: time to kill one
 
 say "the single-machine run"
 rc=0
@@ -72,7 +72,7 @@ while [ $((SECONDS - start)) -lt 120 ]; do
   sleep 0.1
 done
 [ -n "$victim" ] || { cat submit1.out >&2; fail "task 1 never started writing its shard"; }
-sleep 1
+sleep 0.3
 [ ! -f feats.shards/shard-1-of-4.h5 ] || fail "task 1 finished before it could be killed"
 kill -9 "$victim"
 echo "killed task 1's tl-extract (pid $victim)"
