@@ -181,6 +181,16 @@ int default_threads() {
 }
 
 int set_threads(int threads) {
+  // The network runs on a oneTBB thread; with OpenMP thread binding its OpenMP team ends up on
+  // too few cores (16-core server, tl-extract: f32 8.4x, bf16 3.7x, int8 10.9x slower;
+  // bench/RESULTS.md). Say so rather than run slowly in silence.
+  if (const char* bind = std::getenv("OMP_PROC_BIND");
+      bind && *bind && std::string_view(bind) != "false" && std::string_view(bind) != "FALSE")
+    std::cerr << fmt::format(
+        "warning: OMP_PROC_BIND={} is set: with OpenMP thread binding tlkit's network runs on "
+        "too few cores (measured 4-11x slower on 16 cores); unset OMP_PROC_BIND (a CPU mask, "
+        "e.g. Slurm's --cpu-bind or taskset, is fine)\n",
+        bind);
   const int n = threads > 0 ? threads : default_threads();
   omp_set_num_threads(n);
   // TBB's limit lives as long as this object: for the rest of the tool's run.
