@@ -146,6 +146,13 @@ expect_fail_train() {  # a fine-tuning error: exit $1, message containing $2
 }
 expect_fail_train 2 block4_pool tl-train --finetune block5 --train train.h5 --output never.h5
 
+say "7. augmentation"
+tl-extract --images data/train --preview augment.png --augment 4 --rotation 40 --width-shift 0.2 --height-shift 0.2 --shear 0.2 --zoom 0.2 --horizontal-flip
+tl-extract --images data/train --output train-aug.h5 --augment 4 --rotation 40 --width-shift 0.2 --height-shift 0.2 --shear 0.2 --zoom 0.2 --horizontal-flip --weights random:1 --size 32
+tl-train --train train-aug.h5 --val-split 0.2 --head mlp --output model-aug.h5
+[ -s augment.png ] && [ -s model-aug.h5 ] || fail "--preview or tl-train on augmented rows wrote nothing"
+expect_fail_train 2 "--rotation: the file has 40" tl-extract --images data/train --output train-aug.h5 --augment 4 --rotation 30 --width-shift 0.2 --height-shift 0.2 --shear 0.2 --zoom 0.2 --horizontal-flip --weights random:1 --size 32
+
 say "10. shards by hand, training on the folder"
 mkdir -p train.shards
 tl-extract --images data/train --output train.shards/shard-0-of-2.h5 --shard 0/2 --weights random:1 --size 32

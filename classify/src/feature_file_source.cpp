@@ -82,6 +82,16 @@ FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& i
     labels_.insert(labels_.end(), l.begin(), l.end());
     const auto p = r->paths();
     paths_.insert(paths_.end(), p.begin(), p.end());
+    const auto a = r->augment_index();
+    for (size_t i = 0; i < a.size(); ++i) {  // copy k follows copy k-1 of the same image
+      if (a[i] != 0 && (i == 0 || a[i - 1] != a[i] - 1 || p[i - 1] != p[i]))
+        throw Error(fmt::format(
+            "feature file '{}': row {} ('{}') is augmented copy {} but does not follow copy {} "
+            "of the same image",
+            f.string(), i, p[i], a[i], a[i] - 1));
+      augment_index_.push_back(a[i]);
+      original_rows_count_ += a[i] == 0;
+    }
     offsets_.push_back(labels_.size());
     readers_.push_back(std::move(r));
   }
@@ -107,6 +117,11 @@ void FeatureFileSource::check_shard_set() const {
   bool any = false;
   for (const auto& r : readers_) any = any || r->meta().shard_count > 1;
   if (!any) return;
+  for (size_t i = 1; i < readers_.size(); ++i)
+    if (const auto d = readers_.front()->meta().augment.difference(readers_[i]->meta().augment);
+        !d.empty())
+      throw Error(fmt::format("shard file '{}' was augmented otherwise than '{}' ({})",
+                              files_[i].string(), files_.front().string(), d));
   std::vector<std::string> got;
   for (size_t i = 0; i < readers_.size(); ++i) {
     const auto& m = readers_[i]->meta();
@@ -124,6 +139,28 @@ void FeatureFileSource::check_shard_set() const {
         fmt::format("shard files must be given all together, once each, in order "
                     "(shards 0/{0} .. {1}/{0}); got shards {2}",
                     n, n - 1, fmt::join(got, ", ")));
+}
+
+std::vector<size_t> FeatureFileSource::original_rows() const {
+  std::vector<size_t> rows;
+  rows.reserve(original_rows_count_);
+  for (size_t r = 0; r < augment_index_.size(); ++r)
+    if (augment_index_[r] == 0) rows.push_back(r);
+  return rows;
+}
+
+Split split_by_image(const FeatureFileSource& src, double fraction, std::uint64_t seed) {
+  const std::vector<size_t> originals = src.original_rows();
+  std::vector<int> labels(originals.size());
+  for (size_t i = 0; i < originals.size(); ++i) labels[i] = src.label(originals[i]);
+  const Split images = stratified_split(labels, fraction, seed);  // indices into originals
+  Split s;
+  for (size_t i : images.val) s.val.push_back(originals[i]);
+  for (size_t i : images.train) {  // the image's row and every copy after it
+    const size_t end = i + 1 < originals.size() ? originals[i + 1] : src.rows();
+    for (size_t r = originals[i]; r < end; ++r) s.train.push_back(r);
+  }
+  return s;
 }
 
 bool FeatureFileSource::all_labeled() const {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <optional>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -95,30 +96,40 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   // Features from images were made here, with the model's settings; the weights still count.
   check_features_fit(model.info, src.meta(), cfg.images.empty() ? features : cfg.images, cfg.force);
 
+  // An augmented file (tl-extract --augment) is predicted on its images: the original rows.
+  const std::vector<size_t> rows = src.original_rows();
+  std::optional<SubsetSource> originals;
+  if (src.has_augmented_rows()) {
+    originals.emplace(src, rows);
+    log << fmt::format("predicting the {} original rows of '{}' ({} augmented copies left out)\n",
+                       rows.size(), features.string(), src.rows() - rows.size());
+  }
+  FeatureSource& input = originals ? static_cast<FeatureSource&>(*originals) : src;
   std::vector<float> probs;
   if (!model.block5.empty()) {  // fine-tuned: block4_pool rows -> the model's block5 -> head
     Vgg16Weights w;
     w.convs = model.block5;
     w.source = cfg.model.string();
     Block5 block5(w, src.row_shape());
-    Block5Source rows(src, block5, cfg.batch);
-    probs = predict(model.head, rows);
+    Block5Source block5_rows(input, block5, cfg.batch);
+    probs = predict(model.head, block5_rows);
   } else {
-    probs = predict(model.head, src);
+    probs = predict(model.head, input);
   }
   const std::vector<int> pred = argmax_rows(probs, C);
-  PredictRunSummary s{.rows = src.rows(), .csv = cfg.output};
+  PredictRunSummary s{.rows = rows.size(), .csv = cfg.output};
   s.failed = FeatureReader(features).failed().size();
 
   std::string csv = "path,label,predicted,probability";
   for (int k = 2; k <= cfg.top_k; ++k) csv += fmt::format(",top{0},top{0}_probability", k);
   csv += "\n";
-  const auto& labels = src.labels();
+  std::vector<int> labels;  // of the rows predicted
+  for (size_t r : rows) labels.push_back(src.labels()[r]);
   const auto& fclasses = src.classes();
-  for (size_t r = 0; r < src.rows(); ++r) {
+  for (size_t r = 0; r < rows.size(); ++r) {
     const std::span<const float> row(&probs[r * C], C);
     const auto top = top_k(row, cfg.top_k);
-    csv += fmt::format("{},{},{},{:.6f}", csv_field(src.paths()[r]),
+    csv += fmt::format("{},{},{},{:.6f}", csv_field(src.paths()[rows[r]]),
                        labels[r] >= 0 ? csv_field(fclasses.at(labels[r])) : std::string(),
                        csv_field(classes[pred[r]]), row[pred[r]]);
     for (int k = 1; k < cfg.top_k; ++k)
@@ -127,7 +138,7 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   }
   write_text_file(cfg.output, csv);
 
-  const bool labeled = src.rows() > 0 && src.all_labeled() && fclasses == classes;
+  const bool labeled = rows.size() > 0 && src.all_labeled() && fclasses == classes;
   if (labeled) {
     const ConfusionMatrix cm = confusion_matrix(labels, pred, C);
     const ClassificationReport rep = classification_report(cm);
@@ -138,10 +149,10 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
                           fmt::format("{} ({} images)",
                                       cfg.images.empty() ? features.filename().string()
                                                          : cfg.images.filename().string(),
-                                      src.rows()));
+                                      rows.size()));
     if (!cfg.metrics_json.empty()) {
       std::string j = metrics_json(cm, rep, classes);
-      j.insert(1, fmt::format("\"rows\": {}, \"failed\": {}, \"model\": {},\n  ", src.rows(),
+      j.insert(1, fmt::format("\"rows\": {}, \"failed\": {}, \"model\": {},\n  ", rows.size(),
                               s.failed, json_string(cfg.model.string())));
       j += "\n";
       write_text_file(cfg.metrics_json, j);
@@ -151,7 +162,7 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
     write_text_file(
         cfg.metrics_json,
         fmt::format("{{\"rows\": {}, \"failed\": {}, \"model\": {}, \"accuracy\": null}}\n",
-                    src.rows(), s.failed, json_string(cfg.model.string())));
+                    rows.size(), s.failed, json_string(cfg.model.string())));
     s.metrics_json = cfg.metrics_json;
   }
   return s;

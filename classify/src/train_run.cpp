@@ -109,14 +109,27 @@ Data load_data(const TrainRunConfig& cfg, std::ostream& log) {
                        d.val_files->meta(), cfg.val.front(), false);
     d.val = d.val_files.get();
     log << "validation: " << d.val_files->describe() << "\n";
+    if (d.val_files->has_augmented_rows()) {  // validation scores images, not their copies
+      d.val_part = std::make_unique<SubsetSource>(*d.val_files, d.val_files->original_rows());
+      d.val = d.val_part.get();
+      log << fmt::format("validation: its {} original rows (augmented copies left out)\n",
+                         d.val->rows());
+    }
   } else if (cfg.val_split > 0) {
-    const Split split = stratified_split(all, cfg.val_split, cfg.options.seed);
+    // Split by image: a held-out image's copies leave training with it.
+    const Split split = split_by_image(all, cfg.val_split, cfg.options.seed);
     d.train_part = std::make_unique<SubsetSource>(all, split.train);
     d.val_part = std::make_unique<SubsetSource>(all, split.val);
     d.train = d.train_part.get();
     d.val = d.val_part.get();
-    log << fmt::format("validation: {} rows held out of {} (stratified, seed {})\n",
-                       split.val.size(), all.rows(), cfg.options.seed);
+    if (all.has_augmented_rows())
+      log << fmt::format(
+          "validation: {} images held out of {} (stratified by image, seed {}); training on "
+          "{} rows (the other images and their augmented copies)\n",
+          split.val.size(), all.original_rows().size(), cfg.options.seed, split.train.size());
+    else
+      log << fmt::format("validation: {} rows held out of {} (stratified, seed {})\n",
+                         split.val.size(), all.rows(), cfg.options.seed);
   }
   return d;
 }
@@ -275,6 +288,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   training["block5_weights"] = weights.describe();
   training["head_init"] = ft.head_init.string();
   training["head_epochs_run"] = std::to_string(s.head_phase.history.size());
+  training["augment"] = meta.augment.describe();
   ModelInfo info{.head = head->config(),
                  .classes = all.classes(),
                  .features = meta,
@@ -318,6 +332,7 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                  .classes = all.classes(),
                  .features = all.meta(),
                  .training = training_record(cfg, r, all.in_memory())};
+  info.training["augment"] = all.meta().augment.describe();
   save_model(cfg.output, info, head);
 
   TrainRunSummary s{.result = r, .model = cfg.output, .in_memory = all.in_memory()};

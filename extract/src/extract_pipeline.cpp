@@ -45,15 +45,17 @@ std::string_view to_string(Schedule s) {
 namespace {
 
 // One batch in flight. A fixed set of slots is allocated up front and recycled, so memory
-// does not grow with the number of images.
+// does not grow with the number of images. With --augment K each image gives a group of
+// 1 + K rows (the original, then copies 1..K), kept together in one slot.
 struct Slot {
   std::size_t first = 0, count = 0;  // list entries [first, first + count)
-  std::size_t rows = 0;              // images decoded (compacted to the front)
-  std::vector<float> images;         // [batch][h][w][3]
-  std::vector<float> out;            // [batch][oh][ow][oc]
-  std::vector<float> pooled;         // [batch][oc] when pooling
+  std::size_t decoded = 0;           // entries decoded (their groups compacted to the front)
+  std::size_t rows = 0;              // rows: decoded * (1 + K)
+  std::vector<float> images;         // [slot rows][h][w][3]
+  std::vector<float> out;            // [slot rows][oh][ow][oc]
+  std::vector<float> pooled;         // [slot rows][oc] when pooling
   std::vector<std::string> errors;   // per entry, "" when decoded
-  std::vector<std::int32_t> labels;
+  std::vector<std::int32_t> labels, augment_index;
   std::vector<std::string> paths, failed_paths, failed_reasons;
   std::string strict_failure;  // --strict: the first image that could not be used
 };
@@ -87,6 +89,7 @@ void validate(const ExtractConfig& c) {
   if (c.threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", c.threads));
   if (c.calibrate < 1)
     throw UsageError(fmt::format("--calibrate: {} (must be at least 1)", c.calibrate));
+  c.augment.validate();
 }
 
 // CPUs this process may run on (its affinity mask: cgroups, taskset, Slurm).
@@ -173,6 +176,7 @@ class Extraction {
                              : "",
         file_.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width, to_string(cfg_.net.precision),
         cfg_.net.batch, threads_, to_string(cfg_.schedule));
+    if (cfg_.augment.enabled()) log_ << "augmentation: " << cfg_.augment.describe() << "\n";
 
     Progress progress(log_, static_cast<std::int64_t>(end_ - begin_), sum.resumed_from, cfg_.quiet);
     pipeline(*writer, progress, sum);
@@ -216,6 +220,7 @@ class Extraction {
     m.shard_index = cfg_.shard.index;
     m.shard_count = cfg_.shard.count;
     m.entries_total = static_cast<std::int64_t>(end_ - begin_);
+    m.augment = cfg_.augment;
     m.tool_version = TL_VERSION;
     return m;
   }
@@ -224,12 +229,20 @@ class Extraction {
     return cfg_.schedule == Schedule::net_per_thread ? threads_ + 1 : 3;
   }
 
+  // Rows of one image: the original and its K copies.
+  std::size_t group() const { return 1 + static_cast<std::size_t>(cfg_.augment.copies); }
+  // Images per slot: as many whole groups as fill a batch, at least one.
+  std::size_t slot_entries(int batch) const {
+    return std::max<std::size_t>(1, static_cast<std::size_t>(batch) / group());
+  }
+  std::size_t slot_rows(int batch) const { return slot_entries(batch) * group(); }
+
   // Bytes of the batch slots and nets for a batch size, from shapes alone: what pipeline()
   // and the nets will allocate (a lower bound: oneDNN's scratchpad comes on top).
   double memory_needed(int batch) const {
     NetConfig net = cfg_.net;
     net.batch = batch;
-    const Shape in{batch, net.height, net.width, 3};
+    const Shape in{static_cast<int>(slot_rows(batch)), net.height, net.width, 3};
     const Shape out = infer_shapes(in, kInputLayer, net.to).back();
     const double slot = 4.0 * (in.elems_double() + out.elems_double() +
                                (cfg_.pool != "none" ? static_cast<double>(out.n) * out.c : 0.0));
@@ -340,23 +353,35 @@ class Extraction {
 
   bool stopping() const { return halted_ || (stop_ && stop_->load()); }
 
-  // Decodes the slot's entries in parallel and compacts the decoded rows to the front.
+  // Decodes the slot's entries in parallel (with --augment K: each entry's original and its
+  // K copies, rows i*(1+K) .. i*(1+K)+K) and compacts the decoded groups to the front.
   void decode(Slot& s) const {
     const std::size_t row = static_cast<std::size_t>(cfg_.net.height) * cfg_.net.width * 3;
+    const std::size_t g = group();
     ImageOptions opt = cfg_.image;
     opt.height = cfg_.net.height;
     opt.width = cfg_.net.width;
     tbb::parallel_for(std::size_t{0}, s.count, [&](std::size_t i) {
       s.errors[i].clear();
+      const auto& e = list_.entries[s.first + i];
       try {
-        load_image(list_.full_path(list_.entries[s.first + i]), opt, &s.images[i * row]);
-      } catch (const std::exception& e) {
-        s.errors[i] = e.what();
+        if (g == 1) {
+          load_image(list_.full_path(e), opt, &s.images[i * row]);
+          return;
+        }
+        std::vector<cv::Mat> rgb;  // the original and its copies, network size, RGB u8
+        load_augmented(list_.full_path(e), e.path, opt, cfg_.augment, cfg_.augment.copies, rgb);
+        for (std::size_t c = 0; c < g; ++c)
+          preprocess_image(rgb[c], opt.preprocess, &s.images[(i * g + c) * row]);
+      } catch (const std::exception& ex) {
+        s.errors[i] = ex.what();
       }
     });
+    s.decoded = 0;
     s.rows = 0;
     s.strict_failure.clear();
     s.labels.clear();
+    s.augment_index.clear();
     s.paths.clear();
     s.failed_paths.clear();
     s.failed_reasons.clear();
@@ -371,11 +396,16 @@ class Extraction {
         s.failed_reasons.push_back(s.errors[i]);
         continue;
       }
-      if (s.rows != i)
-        std::memmove(&s.images[s.rows * row], &s.images[i * row], row * sizeof(float));
-      s.labels.push_back(e.label);
-      s.paths.push_back(e.path);
-      ++s.rows;
+      if (s.decoded != i)
+        std::memmove(&s.images[s.decoded * g * row], &s.images[i * g * row],
+                     g * row * sizeof(float));
+      for (std::size_t c = 0; c < g; ++c) {  // the group's rows share label and path
+        s.labels.push_back(e.label);
+        s.paths.push_back(e.path);
+        s.augment_index.push_back(static_cast<std::int32_t>(c));
+      }
+      ++s.decoded;
+      s.rows += g;
     }
   }
 
@@ -386,13 +416,19 @@ class Extraction {
     omp_set_num_threads(shared_net_ ? threads_ : 1);
     if (!net)  // net-per-thread: this worker's own net, built under the 1-thread setting
       net = std::make_unique<Vgg16>(*weights_, net_cfg_);
-    net->forward(s.images.data(), static_cast<int>(s.rows), s.out.data());
+    // A slot holds whole groups, which can exceed the net's batch: forward it batch by batch.
+    const std::size_t in_row = static_cast<std::size_t>(cfg_.net.height) * cfg_.net.width * 3;
+    const auto out_row = static_cast<std::size_t>(net->output_shape().per_image());
+    const std::size_t batch = static_cast<std::size_t>(cfg_.net.batch);
+    for (std::size_t r = 0; r < s.rows; r += batch)
+      net->forward(&s.images[r * in_row], static_cast<int>(std::min(batch, s.rows - r)),
+                   &s.out[r * out_row]);
     if (cfg_.pool != "none")
       global_pool(s.out.data(), s.rows, net->output_shape(), cfg_.pool == "max", s.pooled.data());
   }
 
   void commit(Slot& s, FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
-    const std::size_t entries = s.rows + s.failed_paths.size();  // < count at a strict stop
+    const std::size_t entries = s.decoded + s.failed_paths.size();  // < count at a strict stop
     for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
       progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
     w.commit({.features = cfg_.pool == "none" ? s.out.data() : s.pooled.data(),
@@ -401,8 +437,10 @@ class Extraction {
               .paths = s.paths,
               .failed_paths = s.failed_paths,
               .failed_reasons = s.failed_reasons,
-              .entries = static_cast<std::int64_t>(entries)});
+              .entries = static_cast<std::int64_t>(entries),
+              .augment_index = s.augment_index});
     sum.rows_this_run += static_cast<std::int64_t>(s.rows);
+    sum.images_this_run += static_cast<std::int64_t>(s.decoded);
     sum.failed_this_run += static_cast<std::int64_t>(s.failed_paths.size());
     if (!s.strict_failure.empty()) {
       halted_ = true;
@@ -419,7 +457,8 @@ class Extraction {
   void pipeline(FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
     const bool per_thread = cfg_.schedule == Schedule::net_per_thread;
     const std::size_t tokens = slot_count();
-    const Shape in{cfg_.net.batch, cfg_.net.height, cfg_.net.width, 3};
+    const std::size_t entries = slot_entries(cfg_.net.batch);
+    const Shape in{static_cast<int>(slot_rows(cfg_.net.batch)), cfg_.net.height, cfg_.net.width, 3};
     const Shape out = infer_shapes(in, kInputLayer, cfg_.net.to).back();
     std::vector<std::unique_ptr<Slot>> slots;
     tbb::concurrent_bounded_queue<Slot*> free;
@@ -428,7 +467,7 @@ class Extraction {
       s->images.resize(in.elems());
       s->out.resize(out.elems());
       if (cfg_.pool != "none") s->pooled.resize(static_cast<std::size_t>(out.n) * out.c);
-      s->errors.resize(cfg_.net.batch);
+      s->errors.resize(entries);
       free.push(s.get());
       slots.push_back(std::move(s));
     }
@@ -446,8 +485,7 @@ class Extraction {
                                           Slot* s = nullptr;
                                           free.pop(s);
                                           s->first = next;
-                                          s->count =
-                                              std::min<std::size_t>(cfg_.net.batch, end_ - next);
+                                          s->count = std::min(entries, end_ - next);
                                           next += s->count;
                                           return s;
                                         }) &

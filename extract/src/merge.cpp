@@ -84,8 +84,9 @@ std::string option_difference(const FeatureMeta& ref, FeatureMeta m) {
 // The committed extent of a complete shard must be exactly its rows.
 std::string extent_problem(const fs::path& file, const FeatureMeta& m) {
   const auto f = h5::File::open(file, h5::Mode::read_only, h5::Access::reader);
-  for (const char* d : {"features", "labels", "paths"})
-    if (f.open_dataset(d).rows() != static_cast<hsize_t>(m.rows_done))
+  for (const char* d : {"features", "labels", "paths", "augment_index"})
+    if ((d != std::string_view("augment_index") || f.exists(d)) &&
+        f.open_dataset(d).rows() != static_cast<hsize_t>(m.rows_done))
       return fmt::format("/{} has {} rows, rows_done says {}", d, f.open_dataset(d).rows(),
                          m.rows_done);
   if (f.open_dataset("failed").rows() != static_cast<hsize_t>(m.failed_count))
@@ -281,12 +282,14 @@ void write_virtual_features(h5::File& f, const fs::path& output, const ShardSet&
 void copy_small_datasets(h5::File& f, const ShardSet& set) {
   auto labels = f.open_dataset("labels");
   auto paths = f.open_dataset("paths");
+  auto augment_index = f.open_dataset("augment_index");
   auto failed = f.open_dataset("failed");
   for (const auto& file : set.files) {
     const FeatureReader r(file);
     if (r.rows() > 0) {
       labels.append_rows(r.labels());
       paths.append_rows(r.paths());
+      augment_index.append_rows(r.augment_index());
     }
     std::vector<std::string> flat;
     for (auto& [p, why] : r.failed()) {
@@ -305,6 +308,7 @@ void copy_rows(FeatureWriter& w, const ShardSet& set) {
     const FeatureReader r(file);
     const auto labels = r.labels();
     const auto paths = r.paths();
+    const auto augment_index = r.augment_index();
     for (std::size_t start = 0; start < r.rows(); start += step) {
       const std::size_t n = std::min(step, r.rows() - start);
       const auto x = r.read_rows(start, n);
@@ -313,7 +317,9 @@ void copy_rows(FeatureWriter& w, const ShardSet& set) {
       b.rows = n;
       b.labels = std::span(labels).subspan(start, n);
       b.paths = std::span(paths).subspan(start, n);
-      b.entries = static_cast<std::int64_t>(n);
+      b.augment_index = std::span(augment_index).subspan(start, n);
+      // Images, not rows: an image's copies (augment_index > 0) are not list entries.
+      b.entries = std::count(b.augment_index.begin(), b.augment_index.end(), 0);
       w.commit(b);
     }
     std::vector<std::string> fp, fr;

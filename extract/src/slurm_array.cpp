@@ -52,6 +52,23 @@ std::vector<std::string> extract_args(const ExtractConfig& c) {
     else
       a.insert(a.end(), {"--calibrate", std::to_string(c.calibrate)});
   }
+  if (const AugmentOptions& g = c.augment; g.enabled()) {  // every task draws the same copies
+    auto num = [](double v) { return fmt::format("{}", v); };
+    a.insert(a.end(), {"--augment", std::to_string(g.copies), "--seed", std::to_string(g.seed)});
+    if (g.rotation > 0) a.insert(a.end(), {"--rotation", num(g.rotation)});
+    if (g.width_shift > 0) a.insert(a.end(), {"--width-shift", num(g.width_shift)});
+    if (g.height_shift > 0) a.insert(a.end(), {"--height-shift", num(g.height_shift)});
+    if (g.shear > 0) a.insert(a.end(), {"--shear", num(g.shear)});
+    if (g.zoom_lo != 1 || g.zoom_hi != 1)
+      a.insert(a.end(), {"--zoom", fmt::format("{},{}", g.zoom_lo, g.zoom_hi)});
+    if (g.horizontal_flip) a.push_back("--horizontal-flip");
+    if (g.vertical_flip) a.push_back("--vertical-flip");
+    if (g.brightness())
+      a.insert(a.end(), {"--brightness", fmt::format("{},{}", g.brightness_lo, g.brightness_hi)});
+    if (g.channel_shift > 0) a.insert(a.end(), {"--channel-shift", num(g.channel_shift)});
+    a.insert(a.end(), {"--fill", std::string(to_string(g.fill))});
+    if (g.fill == FillMode::constant) a.insert(a.end(), {"--fill-value", num(g.fill_value)});
+  }
   if (c.strict) a.push_back("--strict");
   if (c.overwrite) a.push_back("--overwrite");
   if (c.quiet) a.push_back("--quiet");

@@ -5,11 +5,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
 #include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -28,9 +31,60 @@ hsize_t chunk_rows(std::int64_t row_elements, const std::string& dtype) {
       std::max<std::int64_t>(1, (1 << 20) / std::max<std::int64_t>(bytes, 1)));
 }
 
+// The augmentation settings (docs/FORMAT.md, "Augmented rows"); written only with --augment.
+void write_augment(h5::Object& f, const AugmentOptions& a) {
+  const std::array<double, 2> zoom{a.zoom_lo, a.zoom_hi};
+  const std::array<double, 2> brightness{a.brightness_lo, a.brightness_hi};
+  f.write_attr("augment_rule", kAugmentRule);
+  f.write_attr("augment_copies", a.copies);
+  f.write_attr("augment_seed", static_cast<std::int64_t>(a.seed));
+  f.write_attr("augment_rotation", a.rotation);
+  f.write_attr("augment_width_shift", a.width_shift);
+  f.write_attr("augment_height_shift", a.height_shift);
+  f.write_attr("augment_shear", a.shear);
+  f.write_attr("augment_zoom", std::span<const double>(zoom));
+  f.write_attr("augment_horizontal_flip", static_cast<std::int64_t>(a.horizontal_flip));
+  f.write_attr("augment_vertical_flip", static_cast<std::int64_t>(a.vertical_flip));
+  f.write_attr("augment_brightness", std::span<const double>(brightness));
+  f.write_attr("augment_channel_shift", a.channel_shift);
+  f.write_attr("augment_fill", to_string(a.fill));
+  f.write_attr("augment_fill_value", a.fill_value);
+}
+
+AugmentOptions read_augment(const h5::Object& f) {
+  AugmentOptions a;
+  if (!f.has_attr("augment_copies")) return a;
+  if (const auto rule = f.read_attr<std::string>("augment_rule"); rule != kAugmentRule)
+    throw Error(fmt::format("'{}': augmentation rule '{}' is not one this tlkit knows ({})",
+                            f.file_name(), rule, kAugmentRule));
+  auto d = [&](const char* n) { return f.read_attr<double>(n); };
+  auto pair = [&](const char* n) {
+    const auto v = f.read_attr<std::vector<double>>(n);
+    if (v.size() != 2)
+      throw Error(
+          fmt::format("'{}': attribute {} has {} values, want 2", f.file_name(), n, v.size()));
+    return std::pair{v[0], v[1]};
+  };
+  a.copies = static_cast<int>(f.read_attr<std::int64_t>("augment_copies"));
+  a.seed = static_cast<std::uint64_t>(f.read_attr<std::int64_t>("augment_seed"));
+  a.rotation = d("augment_rotation");
+  a.width_shift = d("augment_width_shift");
+  a.height_shift = d("augment_height_shift");
+  a.shear = d("augment_shear");
+  std::tie(a.zoom_lo, a.zoom_hi) = pair("augment_zoom");
+  a.horizontal_flip = f.read_attr<std::int64_t>("augment_horizontal_flip") != 0;
+  a.vertical_flip = f.read_attr<std::int64_t>("augment_vertical_flip") != 0;
+  std::tie(a.brightness_lo, a.brightness_hi) = pair("augment_brightness");
+  a.channel_shift = d("augment_channel_shift");
+  a.fill = parse_fill_mode(f.read_attr<std::string>("augment_fill"));
+  a.fill_value = d("augment_fill_value");
+  return a;
+}
+
 void write_meta(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("format", kFeatureFormat);
-  f.write_attr("format_version", kFeatureFormatVersion);
+  f.write_attr("format_version",
+               m.augment.enabled() ? kFeatureFormatVersionAugmented : kFeatureFormatVersion);
   f.write_attr("model", "VGG16");
   f.write_attr("layer", m.layer);
   f.write_attr("input_height", m.input_height);
@@ -53,6 +107,7 @@ void write_meta(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("tool_version", m.tool_version);
   f.write_attr("created", m.created);
   if (m.calibration) write_calibration(f, *m.calibration);
+  if (m.augment.enabled()) write_augment(f, m.augment);
 }
 
 std::optional<Int8Calibration> read_calibration_attrs(const h5::Object& f) {
@@ -104,6 +159,7 @@ std::string FeatureMeta::difference(const FeatureMeta& o) const {
            diff("dtype", dtype, o.dtype),
            diff("shard", fmt::format("{}/{}", shard_index, shard_count),
                 fmt::format("{}/{}", o.shard_index, o.shard_count)),
+           augment.difference(o.augment),
            diff("input list", list_fingerprint, o.list_fingerprint),
        })
     if (!d.empty()) return d;
@@ -115,9 +171,9 @@ FeatureMeta read_feature_meta(const h5::File& f) {
     throw Error(fmt::format("'{}' is not a tlkit feature file (no format=\"{}\" attribute)",
                             f.file_name(), kFeatureFormat));
   const auto version = f.read_attr<std::int64_t>("format_version");
-  if (version > kFeatureFormatVersion)
+  if (version > kFeatureFormatVersionAugmented)
     throw Error(fmt::format("'{}': feature file format {} is newer than this tlkit reads ({})",
-                            f.file_name(), version, kFeatureFormatVersion));
+                            f.file_name(), version, kFeatureFormatVersionAugmented));
   FeatureMeta m;
   auto s = [&](const char* n) { return f.read_attr<std::string>(n); };
   auto i = [&](const char* n) { return f.read_attr<std::int64_t>(n); };
@@ -147,6 +203,7 @@ FeatureMeta read_feature_meta(const h5::File& f) {
   m.created = s("created");
   m.classes = f.open_dataset("classes").read<std::string>();
   if (auto c = read_calibration_attrs(f)) m.calibration = std::make_shared<Int8Calibration>(*c);
+  m.augment = read_augment(f);
   // The datasets must hold at least the committed rows, in the shape the attributes say.
   const auto feats = f.open_dataset("features");
   const auto dims = feats.dims();
@@ -157,8 +214,9 @@ FeatureMeta read_feature_meta(const h5::File& f) {
     throw Error(fmt::format("'{}': /features has shape {} but the attributes say {} rows of {}",
                             f.file_name(), fmt::join(dims, "x"), m.rows_done,
                             fmt::join(m.feature_shape, "x")));
-  for (const char* d : {"labels", "paths"})
-    if (f.open_dataset(d).rows() < static_cast<hsize_t>(m.rows_done))
+  for (const char* d : {"labels", "paths", "augment_index"})
+    if ((d != std::string_view("augment_index") || f.exists(d)) &&
+        f.open_dataset(d).rows() < static_cast<hsize_t>(m.rows_done))
       throw Error(fmt::format("'{}': /{} has fewer rows than the {} committed", f.file_name(), d,
                               m.rows_done));
   return m;
@@ -216,7 +274,9 @@ struct FeatureWriter::Impl {
     if (fd < 0 || ::fstat(fd, &st) != 0)
       throw Error(fmt::format("'{}': cannot reopen the output to reserve space: {}", path.string(),
                               std::strerror(errno)));
-    const off_t end = static_cast<off_t>(std::max<std::uint64_t>(size, st.st_size) + bytes);
+    // Past HDF5's own end of file (not st_size, which holds the last reservation: growing
+    // from there would add a batch's room to the file at every commit).
+    const off_t end = static_cast<off_t>(size + bytes);
     if (const int rc = ::posix_fallocate(fd, 0, end); rc != 0)
       throw Error(
           fmt::format("'{}': no room for the next batch ({}; {} MiB more needed). The {} "
@@ -227,12 +287,14 @@ struct FeatureWriter::Impl {
   FeatureMeta meta;
   h5::File file;
   h5::Dataset features, labels, paths, failed;
+  h5::Dataset augment_index;  // absent in an unfinished file of an older tlkit
 
   void open_datasets() {
     features = file.open_dataset("features");
     labels = file.open_dataset("labels");
     paths = file.open_dataset("paths");
     failed = file.open_dataset("failed");
+    if (file.exists("augment_index")) augment_index = file.open_dataset("augment_index");
   }
 };
 
@@ -260,6 +322,7 @@ FeatureWriter FeatureWriter::create(const fs::path& path, FeatureMeta meta, bool
                         chunk);
   f.create_rows_dataset("labels", h5::DType::i32, {}, 4096);
   f.create_rows_dataset("paths", h5::DType::str, {}, 1024);
+  f.create_rows_dataset("augment_index", h5::DType::i32, {}, 4096);
   f.create_rows_dataset("failed", h5::DType::str, {2}, 256);
   f.create_dataset("classes", h5::DType::str, {meta.classes.size()})
       .write<std::string>(meta.classes);
@@ -289,6 +352,10 @@ FeatureWriter FeatureWriter::resume(const fs::path& path, const FeatureMeta& wan
   impl->features.set_extent(row_dims);
   impl->labels.set_extent({static_cast<hsize_t>(m.rows_done)});
   impl->paths.set_extent({static_cast<hsize_t>(m.rows_done)});
+  if (impl->augment_index.valid())
+    impl->augment_index.set_extent({static_cast<hsize_t>(m.rows_done)});
+  if (m.augment.enabled() && !impl->augment_index.valid())
+    throw Error(fmt::format("'{}': augmented rows but no /augment_index", path.string()));
   impl->failed.set_extent({static_cast<hsize_t>(m.failed_count), 2});
   return FeatureWriter(std::move(impl));
 }
@@ -297,6 +364,7 @@ void FeatureWriter::commit(const FeatureBatch& b) {
   auto& m = impl_->meta;
   if (m.complete) throw Error(fmt::format("'{}': commit after finish", impl_->path.string()));
   if (b.labels.size() != b.rows || b.paths.size() != b.rows ||
+      (!b.augment_index.empty() && b.augment_index.size() != b.rows) ||
       b.failed_paths.size() != b.failed_reasons.size())
     throw Error("FeatureWriter::commit: batch arrays disagree in length");
   // The batch's bytes, a new chunk of each dataset, and room for HDF5's own metadata.
@@ -311,6 +379,16 @@ void FeatureWriter::commit(const FeatureBatch& b) {
         std::span<const float>(b.features, b.rows * static_cast<size_t>(m.row_elements())));
     impl_->labels.append_rows<std::int32_t>(b.labels);
     impl_->paths.append_rows<std::string>(b.paths);
+    if (impl_->augment_index.valid()) {
+      if (b.augment_index.empty())
+        impl_->augment_index.append_rows(std::vector<std::int32_t>(b.rows, 0));
+      else
+        impl_->augment_index.append_rows<std::int32_t>(b.augment_index);
+    } else if (std::any_of(b.augment_index.begin(), b.augment_index.end(),
+                           [](std::int32_t i) { return i != 0; })) {
+      throw Error(fmt::format("'{}': augmented rows for a file without /augment_index",
+                              impl_->path.string()));
+    }
   }
   if (!b.failed_paths.empty()) {
     std::vector<std::string> pairs;
@@ -336,6 +414,7 @@ void FeatureWriter::finish() {
   impl_->labels = {};
   impl_->paths = {};
   impl_->failed = {};
+  impl_->augment_index = {};
   impl_->file.close();
   // Durable against power loss too, not only against a killed process.
   const int fd = ::open(impl_->path.c_str(), O_RDONLY);
@@ -360,6 +439,11 @@ std::vector<std::int32_t> FeatureReader::labels() const {
 
 std::vector<std::string> FeatureReader::paths() const {
   return file_.open_dataset("paths").read_rows<std::string>(0, rows());
+}
+
+std::vector<std::int32_t> FeatureReader::augment_index() const {
+  if (!file_.exists("augment_index")) return std::vector<std::int32_t>(rows(), 0);
+  return file_.open_dataset("augment_index").read_rows<std::int32_t>(0, rows());
 }
 
 std::vector<std::pair<std::string, std::string>> FeatureReader::failed() const {

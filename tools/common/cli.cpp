@@ -155,6 +155,88 @@ ImageOptions ImageOptionsCli::image(int height, int width) const {
   return o;
 }
 
+po::options_description AugmentOptionsCli::options() {
+  po::options_description g("Augmentation (Keras ImageDataGenerator)");
+  g.add_options()("augment", po::value(&copies)->default_value(copies)->value_name("K"),
+                  "after each image's row, write K augmented copies of it (0 = none)")(
+      "seed", po::value(&seed)->default_value(seed)->value_name("N"),
+      "seed of the augmented copies")("rotation", po::value(&rotation)->value_name("DEG"),
+                                      "rotation_range: angle ~ U(-DEG, DEG)")(
+      "width-shift", po::value(&width_shift)->value_name("F"),
+      "width_shift_range: shift ~ U(-F, F) x width (F < 1)")(
+      "height-shift", po::value(&height_shift)->value_name("F"),
+      "height_shift_range: shift ~ U(-F, F) x height (F < 1)")(
+      "shear", po::value(&shear)->value_name("DEG"), "shear_range: angle ~ U(-DEG, DEG), degrees")(
+      "zoom", po::value(&zoom)->value_name("F|LO,HI"),
+      "zoom_range: per-axis scale ~ U(1-F, 1+F) (or U(LO, HI)); > 1 shrinks the content")(
+      "horizontal-flip", po::bool_switch(&horizontal_flip),
+      "horizontal_flip: mirror left-right half the time")(
+      "vertical-flip", po::bool_switch(&vertical_flip),
+      "vertical_flip: mirror top-bottom half the time")(
+      "brightness", po::value(&brightness)->value_name("LO,HI"),
+      "brightness_range: PIL brightness factor ~ U(LO, HI)")(
+      "channel-shift", po::value(&channel_shift)->value_name("X"),
+      "channel_shift_range: s ~ U(-X, X) added to every channel (0..255 scale)")(
+      "fill", po::value(&fill)->default_value(fill)->value_name("nearest|constant|reflect|wrap"),
+      "fill_mode: what comes in from outside the image")(
+      "fill-value", po::value(&fill_value)->value_name("V"),
+      "cval: the colour of --fill constant (0..255)")(
+      "preview", po::value(&preview)->value_name("FILE.png"),
+      "write a grid of the first images and their first copies to FILE.png and exit (no "
+      "extraction)");
+  return g;
+}
+
+namespace {
+
+// "LO,HI" -> {LO, HI}; with `single`, "F" -> single(F). UsageError naming the option.
+std::pair<double, double> parse_range(const char* option, const std::string& s,
+                                      std::pair<double, double> (*single)(double)) {
+  auto number = [&](std::string_view t) {
+    double v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || end != t.data() + t.size() || t.empty())
+      throw UsageError(fmt::format("{}: bad value '{}' (expected {})", option, s,
+                                   single ? "F or LO,HI" : "LO,HI"));
+    return v;
+  };
+  const auto comma = s.find(',');
+  if (comma == std::string::npos) {
+    if (!single) throw UsageError(fmt::format("{}: bad value '{}' (expected LO,HI)", option, s));
+    return single(number(s));
+  }
+  return {number(std::string_view(s).substr(0, comma)),
+          number(std::string_view(s).substr(comma + 1))};
+}
+
+}  // namespace
+
+AugmentOptions AugmentOptionsCli::config() const {
+  AugmentOptions a;
+  a.copies = copies;
+  a.seed = seed;
+  a.rotation = rotation;
+  a.width_shift = width_shift;
+  a.height_shift = height_shift;
+  a.shear = shear;
+  if (!zoom.empty()) {
+    std::tie(a.zoom_lo, a.zoom_hi) = parse_range("--zoom", zoom, [](double f) {
+      if (!(f >= 0 && f < 1))
+        throw UsageError(fmt::format("--zoom: {} (F in [0, 1) gives [1-F, 1+F]; or LO,HI)", f));
+      return std::pair{1 - f, 1 + f};
+    });
+  }
+  if (!brightness.empty())
+    std::tie(a.brightness_lo, a.brightness_hi) = parse_range("--brightness", brightness, nullptr);
+  a.horizontal_flip = horizontal_flip;
+  a.vertical_flip = vertical_flip;
+  a.channel_shift = channel_shift;
+  a.fill = parse_option("--fill", fill, [](auto& s) { return parse_fill_mode(s); });
+  a.fill_value = fill_value;
+  a.validate();
+  return a;
+}
+
 namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) {

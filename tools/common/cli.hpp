@@ -21,6 +21,7 @@
 
 #include "tl/error.hpp"
 #include "tl/image.hpp"
+#include "tl/image_augment.hpp"
 #include "tl/vgg16.hpp"
 
 namespace tl::cli {
@@ -96,6 +97,21 @@ struct ImageOptionsCli {
   std::string resize = "nearest";
   po::options_description options();
   ImageOptions image(int height, int width) const;
+};
+
+// tl-extract's augmentation options (Keras ImageDataGenerator's), and --preview.
+struct AugmentOptionsCli {
+  int copies = 0;
+  std::uint64_t seed = 0;
+  double rotation = 0, width_shift = 0, height_shift = 0, shear = 0, channel_shift = 0;
+  std::string zoom, brightness;  // "F" or "LO,HI"; "LO,HI"
+  bool horizontal_flip = false, vertical_flip = false;
+  std::string fill = "nearest";
+  double fill_value = 0;
+  std::string preview;  // --preview FILE.png
+  po::options_description options();
+  // Parsed and validated (UsageError naming the option).
+  AugmentOptions config() const;
 };
 
 // Exit status of a tool stopped by SIGINT or SIGTERM.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "tl/augment_preview.hpp"
 #include "tl/extract.hpp"
 #include "tl/merge.hpp"
 #include "tl/slurm_array.hpp"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
     namespace po = tl::cli::po;
     tl::cli::NetOptions net;
     tl::cli::ImageOptionsCli img;
+    tl::cli::AugmentOptionsCli aug;
     tl::ExtractConfig cfg;
     std::string images, list, output, shard, schedule = "shared-net";
     int batch = 32;
@@ -72,6 +74,7 @@ int main(int argc, char** argv) {
     p.add(io);
     p.add(net.options());
     p.add(img.options());
+    p.add(aug.options());
     p.add(run);
     p.add(int8);
     p.add(slurm);
@@ -83,7 +86,9 @@ int main(int argc, char** argv) {
       throw tl::UsageError("--shard: not with --slurm-array (each task gets its own)");
 
     if (images.empty()) throw tl::UsageError("--images: required (the image folder)");
-    if (output.empty()) throw tl::UsageError("--output: required (the .h5 file to write)");
+    const bool preview = p.given("preview");
+    if (output.empty() && !preview)
+      throw tl::UsageError("--output: required (the .h5 file to write)");
     cfg.images = images;
     cfg.list = list;
     cfg.output = output;
@@ -95,6 +100,11 @@ int main(int argc, char** argv) {
     if (batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", batch));
     cfg.net = net.config(batch);
     cfg.image = img.image(cfg.net.height, cfg.net.width);
+    cfg.augment = aug.config();
+    if (preview) {
+      tl::write_augment_preview(cfg, aug.preview, std::cerr);
+      return 0;
+    }
     cfg.schedule = tl::cli::parse_option("--schedule", schedule,
                                          [](auto& s) { return tl::parse_schedule(s); });
     if (submit) {
@@ -115,9 +125,10 @@ int main(int argc, char** argv) {
     if (s.already_complete) return s.failed > 0 ? kExitSomeFailed : 0;
     std::cerr << fmt::format(
         "{}: {} images in {:.1f} s ({:.2f} img/s), {} failed; '{}' holds {} rows{}\n",
-        s.complete ? "done" : "stopped", s.rows_this_run + s.failed_this_run, s.seconds,
-        s.seconds > 0 ? (s.rows_this_run + s.failed_this_run) / s.seconds : 0.0, s.failed_this_run,
-        s.file.string(), s.rows, s.complete ? "" : " (run the same command to resume)");
+        s.complete ? "done" : "stopped", s.images_this_run + s.failed_this_run, s.seconds,
+        s.seconds > 0 ? (s.images_this_run + s.failed_this_run) / s.seconds : 0.0,
+        s.failed_this_run, s.file.string(), s.rows,
+        s.complete ? "" : " (run the same command to resume)");
     if (stop) return tl::cli::kExitInterrupted;
     return s.failed > 0 || !s.strict_failure.empty() ? kExitSomeFailed : 0;
   });

@@ -39,6 +39,11 @@ class FeatureFileSource : public FeatureSource {
   const std::vector<std::string>& classes() const { return meta_.classes; }
   const std::vector<std::string>& paths() const { return paths_; }
   const std::vector<int>& labels() const { return labels_; }
+  // Per row: 0 for an image's own row, k for its k-th augmented copy (tl-extract --augment).
+  const std::vector<std::int32_t>& augment_index() const { return augment_index_; }
+  // The rows with augment_index 0 (one per image), ascending.
+  std::vector<size_t> original_rows() const;
+  bool has_augmented_rows() const { return original_rows_count_ != rows(); }
   // Rows that have a label (>= 0).
   bool all_labeled() const;
   std::string describe() const;  // "2 files, 4000 rows of 2x2x512, in memory (62.5 MiB)"
@@ -53,9 +58,18 @@ class FeatureFileSource : public FeatureSource {
   Shape shape_{};
   std::vector<int> labels_;
   std::vector<std::string> paths_;
+  std::vector<std::int32_t> augment_index_;
+  size_t original_rows_count_ = 0;
   std::vector<float> data_;  // all rows when in memory
   std::vector<float> run_;   // scratch for streamed reads
 };
+
+// The stratified split (stratified_split) drawn over images, not rows: the images (rows with
+// augment_index 0) are split as stratified_split splits rows; validation gets the originals
+// of its images only, training every row of the others (originals and their copies). No
+// image has a copy in training and its original in validation. Without augmented rows this is
+// stratified_split(src, fraction, seed).
+Split split_by_image(const FeatureFileSource& src, double fraction, std::uint64_t seed);
 
 // Each folder replaced by its shard files 0..N-1 in order (check_shard_folder: Error naming
 // missing, unfinished, foreign or duplicated shards); files are kept as given.

@@ -6,10 +6,10 @@
 //   cfg.weights = "random:1";
 //   tl::ExtractSummary s = tl::run_extract(cfg, std::cerr);
 //
-// A oneTBB pipeline: list -> read + decode + resize + preprocess (parallel) -> VGG16 forward
-// -> pool -> commit (serial, in order). A bounded number of batches is in flight, so memory
-// does not grow with the number of images. Each commit is flushed: a killed run resumes
-// after its last committed batch when run again with the same options.
+// A oneTBB pipeline: list -> read + decode + resize (+ K augmented copies) + preprocess
+// (parallel) -> VGG16 forward -> pool -> commit (serial, in order). A bounded number of batches is
+// in flight, so memory does not grow with the number of images. Each commit is flushed: a killed
+// run resumes after its last committed batch when run again with the same options.
 #pragma once
 
 #include <atomic>
@@ -18,6 +18,7 @@
 #include <string>
 
 #include "tl/image.hpp"
+#include "tl/image_augment.hpp"
 #include "tl/image_list.hpp"
 #include "tl/vgg16.hpp"
 
@@ -38,6 +39,7 @@ struct ExtractConfig {
   std::string weights;        // file, random:SEED, or "" for the Keras cache
   NetConfig net;              // .to = layer, .height/.width, .precision, .algo, .batch
   ImageOptions image;         // resize and preprocess (height/width are taken from net)
+  AugmentOptions augment;     // --augment K: after each image's row, K augmented copies
   std::string pool = "none";  // none | avg | max
   std::string dtype = "f32";  // f32 | f16
   int threads = 0;            // 0 = all cores
@@ -58,9 +60,10 @@ struct ExtractConfig {
 struct ExtractSummary {
   std::filesystem::path file;  // the file holding the rows: the output, or OUT.partial for an
                                // unfinished shard
-  std::int64_t rows = 0;       // rows in the file at the end
+  std::int64_t rows = 0;       // rows in the file at the end (1 + K per image with --augment K)
   std::int64_t rows_this_run = 0;
-  std::int64_t failed = 0;  // failures in the file at the end
+  std::int64_t images_this_run = 0;  // images that gave rows this run (rows / (1 + K))
+  std::int64_t failed = 0;           // failures in the file at the end
   std::int64_t failed_this_run = 0;
   std::int64_t resumed_from = 0;  // list entries already done when this run started
   double seconds = 0;

@@ -18,12 +18,16 @@
 #include <vector>
 
 #include "tl/hdf5.hpp"
+#include "tl/image_augment.hpp"
 #include "tl/vgg16.hpp"
 
 namespace tl {
 
 inline constexpr const char* kFeatureFormat = "tlkit-features";
 inline constexpr std::int64_t kFeatureFormatVersion = 1;
+// Files with augmented rows (tl-extract --augment K) say 2, so that a tlkit that does not know
+// /augment_index refuses them instead of training on copies as if they were images.
+inline constexpr std::int64_t kFeatureFormatVersionAugmented = 2;
 
 // Everything that decides the rows' values: resuming with any of it changed is refused.
 struct FeatureMeta {
@@ -45,6 +49,8 @@ struct FeatureMeta {
   std::int64_t entries_total = 0;  // list entries in this shard (rows + failures when done)
   // int8: the activation ranges the rows were computed with (attributes int8_*).
   std::shared_ptr<const Int8Calibration> calibration;
+  // --augment K and its ranges (attributes augment_*): each image gives 1 + K rows.
+  AugmentOptions augment;
   // Progress (written by the writer; ignored when comparing).
   std::int64_t entries_done = 0, rows_done = 0, failed_count = 0;
   bool complete = false;
@@ -63,7 +69,8 @@ struct FeatureBatch {
   std::span<const std::int32_t> labels;  // rows
   std::span<const std::string> paths;    // rows
   std::span<const std::string> failed_paths, failed_reasons;
-  std::int64_t entries = 0;  // list entries consumed by this batch (rows + failures)
+  std::int64_t entries = 0;  // list entries consumed by this batch (images + failures)
+  std::span<const std::int32_t> augment_index = {};  // rows (0 = the original), or empty: all 0
 };
 
 class FeatureWriter {
@@ -100,6 +107,9 @@ class FeatureReader {
   std::size_t rows() const { return static_cast<std::size_t>(meta_.rows_done); }
   std::vector<std::int32_t> labels() const;
   std::vector<std::string> paths() const;
+  // 0 for an original row, 1..K for its augmented copies (all 0 for a file without
+  // /augment_index, as written before tl-extract --augment existed).
+  std::vector<std::int32_t> augment_index() const;
   // (path, reason) of each failed image.
   std::vector<std::pair<std::string, std::string>> failed() const;
   // Rows [start, start + count) as float32 (f16 files are converted).
