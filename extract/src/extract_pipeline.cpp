@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -519,7 +520,7 @@ class Extraction {
   const Vgg16Weights* weights_ = nullptr;
   std::unique_ptr<Vgg16> shared_net_;                             // shared-net
   tbb::enumerable_thread_specific<std::unique_ptr<Vgg16>> nets_;  // net-per-thread
-  bool halted_ = false;
+  std::atomic<bool> halted_{false};  // set by the serial sink, read by the decoders
 };
 
 }  // namespace
