@@ -9,6 +9,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "odd_images.hpp"  // tests/: CMYK JPEG, APNG, GIF, ... written by Pillow
 #include "tl/dense_head.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/hdf5.hpp"
@@ -124,6 +125,13 @@ void write_image(const fs::path& p, const std::string& ext, const cv::Mat& m,
   out.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
 }
 
+void write_image_bytes(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(p, std::ios::binary);
+  out.write("\x10\x0c\x05", 3);
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
 cv::Mat pattern(int h, int w, int type) {
   cv::Mat m(h, w, type);
   cv::randu(m, 0, CV_MAT_DEPTH(type) == CV_16U ? 65535 : 255);
@@ -178,6 +186,13 @@ int main(int argc, char** argv) {
     write_image(im / "rgb.ppm", ".ppm", pattern(2, 9, CV_8UC3));
     write_image(im / "rgb.tif", ".tif", pattern(4, 8, CV_8UC3));
     write_image(im / "rgb.webp", ".webp", pattern(8, 8, CV_8UC3));
+    write_image(im / "rgb16.tif", ".tif", pattern(3, 4, CV_16UC3));
+    write_image_bytes(im / "cmyk.jpg", tl::testing::kCmykJpeg);
+    write_image_bytes(im / "gray-alpha.png", tl::testing::kGrayAlphaPng);
+    write_image_bytes(im / "palette-trns.png", tl::testing::kPaletteTrnsPng);
+    write_image_bytes(im / "gray16.png", tl::testing::kGray16Png);
+    write_image_bytes(im / "animated.png", tl::testing::kAnimatedPng);
+    write_image_bytes(im / "animated.gif", tl::testing::kAnimatedGif);
   } catch (const std::exception& e) {
     std::cerr << "tl-fuzz-seeds: " << e.what() << "\n";
     return 1;

@@ -2,6 +2,7 @@
 // from real Pillow 9.4 and NumPy float32 (Keras's arithmetic), written here as literals.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "odd_images.hpp"
 #include "tl/error.hpp"
 #include "tl/image.hpp"
 
@@ -634,6 +636,104 @@ TEST_F(ImageFiles, LoadImageErrorsNameTheFile) {
     FAIL() << "no throw";
   } catch (const tl::Error& e) {
     EXPECT_NE(std::string(e.what()).find(p.string()), std::string::npos) << e.what();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Images OpenCV cannot write, against Pillow's convert('RGB') (Keras's load_img). The bytes and
+// Pillow's pixels come from tests/make_odd_images.py (tests/odd_images.hpp).
+
+// The largest |ours - Pillow's| over every sample; -1 when the sizes differ.
+int max_diff(const cv::Mat& rgb, const tl::testing::PilRgb& pil) {
+  if (rgb.type() != CV_8UC3 || rgb.rows != pil.rows || rgb.cols != pil.cols) return -1;
+  int worst = 0;
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const int want = pil.rgb[(static_cast<std::size_t>(y) * pil.cols + x) * 3 + c];
+        worst = std::max(worst, std::abs(rgb.at<cv::Vec3b>(y, x)[c] - want));
+      }
+  return worst;
+}
+
+// Adobe (inverted) CMYK, as Photoshop and Pillow write it. Both decode with the same libjpeg;
+// then OpenCV computes k' - (255 - c') k' / 256 from the inverted samples where Pillow computes
+// (255 - C)(255 - K) / 255: they differ by 1 at most (measured: 1).
+TEST(PillowReference, CmykJpegMatchesPillowWithinJpegTolerance) {
+  using tl::testing::kCmykJpeg;
+  const cv::Mat rgb = tl::decode_image(kCmykJpeg, "cmyk.jpg");
+  EXPECT_LE(max_diff(rgb, tl::testing::kCmykJpegRgb), 2);
+  EXPECT_EQ(rgb.at<cv::Vec3b>(4, 4), cv::Vec3b(255, 255, 255));  // white quadrant
+  const cv::Vec3b cyan = rgb.at<cv::Vec3b>(4, 12);
+  EXPECT_LE(cyan[0], 2);
+  EXPECT_GE(cyan[1], 253);
+  EXPECT_GE(cyan[2], 253);
+}
+
+TEST(PillowReference, GrayAlphaPngIsTheGrayWithoutTheAlpha) {
+  EXPECT_EQ(max_diff(tl::decode_image(tl::testing::kGrayAlphaPng, "la.png"),
+                     tl::testing::kGrayAlphaPngRgb),
+            0);
+}
+
+// tRNS makes a palette entry transparent; convert('RGB') keeps the palette colour, as do we.
+TEST(PillowReference, PaletteWithTransparencyGivesThePaletteColours) {
+  EXPECT_EQ(max_diff(tl::decode_image(tl::testing::kPaletteTrnsPng, "p.png"),
+                     tl::testing::kPaletteTrnsPngRgb),
+            0);
+}
+
+// The one documented difference from Pillow: 16-bit grey opens as mode "I" there, and
+// convert('RGB') clips it at 255 (anything above 255 is white); tlkit takes the high byte, as
+// Pillow itself does for 16-bit RGB (lib/src/image_decode.cpp, docs/HARDENING.md).
+TEST(PillowReference, Gray16PngIsTheHighByteWherePillowClips) {
+  const cv::Mat rgb = tl::decode_image(tl::testing::kGray16Png, "g16.png");
+  ASSERT_EQ(rgb.cols, 5);
+  const std::vector<int> ours{0, 0, 1, 0x12, 0xFF}, pillow{0, 255, 255, 255, 255};
+  for (int x = 0; x < 5; ++x) {
+    EXPECT_EQ(rgb.at<cv::Vec3b>(0, x), cv::Vec3b::all(static_cast<std::uint8_t>(ours[x])));
+    EXPECT_EQ(tl::testing::kGray16PngRgb.rgb[x * 3], pillow[x]);
+  }
+}
+
+// libpng skips APNG's acTL/fcTL/fdAT chunks and decodes the default image, which is the first
+// frame: the frame Pillow returns before seek().
+TEST(PillowReference, AnimatedPngIsItsFirstFrame) {
+  EXPECT_EQ(max_diff(tl::decode_image(tl::testing::kAnimatedPng, "anim.png"),
+                     tl::testing::kAnimatedPngRgb),
+            0);
+}
+
+// OpenCV 4.6 has no GIF decoder (4.11 adds one). A GIF is refused with a reason that says so;
+// in a run it is skipped into /failed. (.gif is not one of the listed extensions, as in
+// Keras's flow_from_directory; only a --list can name one.)
+TEST(PillowReference, AnimatedGifIsRefusedNamingTheFormat) {
+  try {
+    tl::decode_image(tl::testing::kAnimatedGif, "anim.gif");
+    FAIL() << "a GIF decoded";
+  } catch (const tl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("anim.gif"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("GIF is not supported"), std::string::npos) << e.what();
+  }
+}
+
+// Pillow reads 16-bit RGB TIFF as raw mode "RGB;16L" (the high byte), as for PNG.
+TEST_F(ImageFiles, Tiff16BitKeepsTheHighByteAndOnePixelDecodes) {
+  cv::Mat bgr16(2, 1, CV_16UC3);
+  bgr16.at<cv::Vec3w>(0, 0) = cv::Vec3w(0x1234, 0x5678, 0x9ABC);
+  bgr16.at<cv::Vec3w>(1, 0) = cv::Vec3w(0x00FF, 0x80FF, 0xFFFF);
+  const cv::Mat rgb = tl::decode_image(write_image("c16.tif", bgr16));
+  ASSERT_EQ(rgb.type(), CV_8UC3);
+  EXPECT_EQ(rgb_at(rgb, 0, 0), cv::Vec3b(0x9A, 0x56, 0x12));
+  EXPECT_EQ(rgb_at(rgb, 1, 0), cv::Vec3b(0xFF, 0x80, 0x00));
+  for (const char* name : {"one.png", "one.tif", "one.bmp", "one.webp", "one.ppm"}) {
+    SCOPED_TRACE(name);
+    const cv::Mat one = tl::decode_image(write_image(name, cv::Mat(1, 1, CV_8UC3, {10, 20, 30})));
+    ASSERT_EQ(one.rows, 1);
+    ASSERT_EQ(one.cols, 1);
+    if (std::string(name) != "one.webp") {  // lossy
+      EXPECT_EQ(rgb_at(one, 0, 0), cv::Vec3b(30, 20, 10));
+    }
   }
 }
 

@@ -11,6 +11,8 @@
 //                              RGB(A) PNGs (raw mode "RGB;16B"). Pillow turns 16-bit gray into
 //                              mode "I" and convert('RGB') then clips at 255; we keep v >> 8
 //                              there too rather than saturate the image.
+// CMYK JPEGs come out as RGB (OpenCV's conversion is within 1 of Pillow's); animated PNGs give
+// their first frame; GIF is refused (OpenCV 4.6 cannot decode it) with a reason saying so.
 // A JPEG that ends before its EOI marker is reported as truncated: libjpeg (inside OpenCV)
 // would only warn and fill the missing part with grey, whereas PIL raises.
 #include <algorithm>
@@ -260,6 +262,10 @@ cv::Mat decode_image(std::span<const std::uint8_t> bytes, std::string_view name)
     fail(name, "cannot decode (" + e.msg + ")");
   }
   if (decoded.empty() || decoded.dims != 2) {
+    // OpenCV 4.6 has no GIF decoder (Pillow, and OpenCV 4.11, read a GIF's first frame).
+    if (bytes.size() >= 6 && (std::memcmp(bytes.data(), "GIF87a", 6) == 0 ||
+                              std::memcmp(bytes.data(), "GIF89a", 6) == 0))
+      fail(name, "GIF is not supported by this OpenCV (no GIF decoder); convert it to PNG");
     fail(name, "cannot decode (not an image or truncated)");
   }
   try {
