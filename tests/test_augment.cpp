@@ -3,7 +3,8 @@
 // computed here by hand (not by the library); fill modes; the extracted rows (layout, equal to
 // the library's own copies, identical at 1 and 2 threads, after SIGKILL + resume, in shards
 // and merged); the validation split by image; predictions on originals; --preview; every
-// refusal naming its option.
+// refusal naming its option; --augment-at source|network (a marker through the public load
+// function at both stages, the attribute, its default and files written before it).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -331,7 +332,10 @@ TEST(AugmentOptions, EveryBadValueIsRefusedNamingItsOption) {
   EXPECT_HAS(refused([](auto& a) { a.seed = ~0ull; }), "--seed");
   EXPECT_HAS(refused([](auto& a) { a.rotation = 0; }), "--augment 2: no transform given");
   EXPECT_HAS(refused([](auto& a) { a.copies = 0; }), "--rotation: needs --augment K");
+  EXPECT_HAS(refused([](auto& a) { a.copies = 0, a.rotation = 0, a.at = AugmentStage::network; }),
+             "--augment-at: needs --augment K");
   EXPECT_HAS(testing::error_of([] { parse_fill_mode("mirror"); }), "nearest, constant, reflect");
+  EXPECT_HAS(testing::error_of([] { parse_augment_stage("input"); }), "source, network");
   AugmentOptions ok;
   ok.copies = 3;
   ok.horizontal_flip = true;
@@ -365,6 +369,9 @@ TEST(AugmentOptions, CommandLineRefusalsNameTheOption) {
   EXPECT_HAS(extract_error("--augment 2"), "--augment 2: no transform given");
   EXPECT_HAS(extract_error("--horizontal-flip"), "--horizontal-flip: needs --augment K");
   EXPECT_HAS(extract_error("--augment 2 --rotation 5 --fill-value 3"), "--fill-value");
+  EXPECT_HAS(extract_error("--augment 2 --rotation 5 --augment-at middle"),
+             "--augment-at: unknown stage 'middle' (accepted: source, network)");
+  EXPECT_HAS(extract_error("--augment-at network"), "--augment-at: needs --augment K");
 }
 
 // ---- extraction ---------------------------------------------------------------------------
@@ -477,6 +484,10 @@ TEST(AugmentExtract, ResumingWithOtherAugmentationIsRefusedNamingTheOption) {
   other = cfg;
   other.augment.seed = 12;
   EXPECT_HAS(testing::error_of([&] { run(other); }), "--seed");
+  other = cfg;
+  other.augment.at = AugmentStage::network;
+  EXPECT_HAS(testing::error_of([&] { run(other); }),
+             "--augment-at: the file has source, this run asks for network");
   EXPECT_TRUE(run(cfg).complete);  // the same settings resume
 }
 
@@ -518,27 +529,20 @@ TEST(AugmentExtract, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   ASSERT_EQ(testing::spawn_quiet(args(d / "ref.h5"), pid), 0);
   waitpid(pid, &status, 0);
   ASSERT_EQ(WEXITSTATUS(status), 3);  // one image failed
-  std::mt19937 rng(8);
-  int kills = 0;
-  for (int attempt = 0; attempt < 25 && kills < 8; ++attempt) {
-    ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution(30, 900)(rng)));
-    if (waitpid(pid, &status, WNOHANG) == pid) break;
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ++kills;
-    if (!fs::exists(d / "out.h5")) continue;
-    // Committed rows only, in whole groups: 3 rows per image done.
-    FeatureReader r(d / "out.h5");
-    const auto& m = r.meta();
-    EXPECT_EQ(m.rows_done, 3 * (m.entries_done - m.failed_count));
-    EXPECT_EQ(r.paths().size(), r.rows());
-    EXPECT_EQ(r.augment_index().size(), r.rows());
-  }
-  ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3);
+  int exit_code = -1;
+  const int kills = testing::kill_at_random_then_finish(
+      args(d / "out.h5"), 8, 25, 8,
+      [&] {
+        if (!fs::exists(d / "out.h5")) return;
+        // Committed rows only, in whole groups: 3 rows per image done.
+        FeatureReader r(d / "out.h5");
+        const auto& m = r.meta();
+        EXPECT_EQ(m.rows_done, 3 * (m.entries_done - m.failed_count));
+        EXPECT_EQ(r.paths().size(), r.rows());
+        EXPECT_EQ(r.augment_index().size(), r.rows());
+      },
+      exit_code);
+  EXPECT_TRUE(exit_code == 0 || exit_code == 3);
   RecordProperty("kills", kills);
   EXPECT_GE(kills, 2);
   const Contents ref = read_all(d / "ref.h5"), got = read_all(d / "out.h5");
@@ -589,8 +593,224 @@ TEST(AugmentExtract, ShardsMergeIntoTheWholeRunAndMixedShardsAreRefused) {
   const std::string script = slurm_array_script(whole, array);
   for (const char* part :
        {"--augment 2", "--seed 11", "--rotation 25", "--width-shift 0.15", "--zoom 0.9,1.1",
-        "--horizontal-flip", "--brightness 0.8,1.2", "--fill nearest"})
+        "--horizontal-flip", "--brightness 0.8,1.2", "--fill nearest", "--augment-at source"})
     EXPECT_HAS(script, part);
+  auto net_stage = whole;
+  net_stage.augment.at = AugmentStage::network;
+  EXPECT_HAS(slurm_array_script(net_stage, array), "--augment-at network");
+  // A shard made at the other stage is foreign too, named.
+  auto other_stage = augmented(d / "imgs", d / "s.shards" / shard_file_name({1, 3}));
+  other_stage.shard = {1, 3};
+  other_stage.overwrite = true;
+  other_stage.augment.at = AugmentStage::network;
+  run(other_stage);
+  const auto stage_msg = testing::error_of([&] { check_shard_folder(d / "s.shards"); });
+  EXPECT_HAS(stage_msg, "shard-1-of-3.h5");
+  EXPECT_HAS(stage_msg, "--augment-at");
+}
+
+// ---- --augment-at source|network ----------------------------------------------------------
+
+// A black source image (rows x cols) with a white block: rows [r0, r0 + h), cols [c0, c0 + w).
+cv::Mat block_image(int rows, int cols, int r0, int c0, int h, int w) {
+  cv::Mat m(rows, cols, CV_8UC3, cv::Scalar::all(0));
+  m(cv::Rect(c0, r0, w, h)).setTo(cv::Scalar::all(255));
+  return m;
+}
+
+TEST(AugmentAt, ShiftedMarkerLandsAtTheSamePlaceAtBothStages) {
+  // A 144 x 320 source (wider than the 48 x 64 network input, another aspect) with a 15 x 25
+  // block centred at (59, 130). A shift by the fractions (fh, fw) moves content by -fh of the
+  // height and -fw of the width, whichever image it is applied to; resizing maps a source
+  // position y to (y + 0.5) * out / in - 0.5. So the block's centre lands at
+  // ((59 + 0.5) * 48 / 144 - 0.5 - fh * 48, (130 + 0.5) * 64 / 320 - 0.5 - fw * 64) at
+  // both stages, up to the nearest resize's sampling (a third and a fifth of a source pixel
+  // per network pixel: under 0.6 of a network pixel).
+  TempDir d;
+  testing::write_image(d / "m" / "wide.png", block_image(144, 320, 52, 118, 15, 25));
+  ImageOptions opt;
+  opt.height = 48;
+  opt.width = 64;
+  AugmentOptions a;
+  a.copies = 6;
+  a.seed = 4;
+  a.height_shift = 0.2;
+  a.width_shift = 0.3;
+  a.fill = FillMode::constant;
+  double moved = 0;
+  std::vector<cv::Mat> at_source, at_network;
+  load_augmented(d / "m" / "wide.png", "m/wide.png", opt, a, a.copies, at_source);
+  a.at = AugmentStage::network;
+  load_augmented(d / "m" / "wide.png", "m/wide.png", opt, a, a.copies, at_network);
+  ASSERT_EQ(at_source.size(), 7u);
+  ASSERT_EQ(at_network.size(), 7u);
+  EXPECT_EQ(cv::norm(at_source[0], at_network[0], cv::NORM_INF), 0);  // the same original
+  for (int c = 1; c <= a.copies; ++c) {
+    const auto u = augment_uniforms(a.seed, "m/wide.png", c);  // fh ~ u[1], fw ~ u[2]
+    const double fh = -0.2 + 0.4 * u[1], fw = -0.3 + 0.6 * u[2];
+    const double want_r = (59 + 0.5) * 48 / 144 - 0.5 - fh * 48;
+    const double want_c = (130 + 0.5) * 64 / 320 - 0.5 - fw * 64;
+    for (const auto* stage : {&at_source, &at_network}) {
+      const cv::Mat& img = (*stage)[c];
+      ASSERT_EQ(img.size(), cv::Size(64, 48));
+      const auto got = centroid(img);
+      const char* name = stage == &at_source ? "source" : "network";
+      EXPECT_NEAR(got.x, want_r, 0.6) << name << " copy " << c;
+      EXPECT_NEAR(got.y, want_c, 0.6) << name << " copy " << c;
+    }
+    moved = std::max({moved, std::abs(fh * 48), std::abs(fw * 64)});
+  }
+  EXPECT_GT(moved, 8);  // the shifts are large enough to tell the image sizes apart
+}
+
+TEST(AugmentAt, EachStageIsItsDocumentedOrderPixelForPixel) {
+  // source: decode -> draw for the decoded size -> apply_augment -> resize; network: decode ->
+  // resize -> draw for the network size -> apply_augment. Rotation and zoom about the centre
+  // too: on a non-square image resized to a square, the two differ.
+  TempDir d;
+  const cv::Mat bgr = testing::make_image(70, 110, 5);
+  testing::write_image(d / "x.png", bgr);
+  cv::Mat rgb;
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  ImageOptions opt;
+  opt.height = opt.width = 40;
+  AugmentOptions a;
+  a.copies = 3;
+  a.rotation = 30;
+  a.width_shift = 0.1;
+  a.zoom_lo = 0.8;
+  a.zoom_hi = 1.2;
+  a.channel_shift = 30;
+  a.brightness_lo = 0.7;
+  a.brightness_hi = 1.3;
+  a.horizontal_flip = true;
+  for (const FillMode fill : {FillMode::nearest, FillMode::constant, FillMode::reflect}) {
+    a.fill = fill;
+    a.at = AugmentStage::source;
+    std::vector<cv::Mat> src, net;
+    load_augmented(d / "x.png", "x.png", opt, a, a.copies, src);
+    a.at = AugmentStage::network;
+    load_augmented(d / "x.png", "x.png", opt, a, a.copies, net);
+    const cv::Mat sized = resize_image(rgb, 40, 40, opt.resize);
+    for (int c = 1; c <= a.copies; ++c) {
+      const cv::Mat want_src = resize_image(
+          apply_augment(rgb, draw_augment(a, "x.png", c, 70, 110), a), 40, 40, opt.resize);
+      const cv::Mat want_net = apply_augment(sized, draw_augment(a, "x.png", c, 40, 40), a);
+      EXPECT_EQ(cv::norm(src[c], want_src, cv::NORM_INF), 0) << c;
+      EXPECT_EQ(cv::norm(net[c], want_net, cv::NORM_INF), 0) << c;
+      EXPECT_GT(cv::norm(src[c], net[c], cv::NORM_L1), 0) << c;  // the stages differ
+    }
+  }
+}
+
+TEST(AugmentAt, ASideBeyondOpenCVsWarpIsRefusedAtSourceNamingTheOtherStage) {
+  // cv::remap (under cv::warpAffine) asserts sides below 32767; the decoder takes up to PIL's
+  // pixel limit. At source such an image fails with a reason; at network it is transformed.
+  TempDir d;
+  testing::write_image(d / "pano.png", noise(2, 33000, 9));
+  ImageOptions opt;
+  opt.height = opt.width = 32;
+  AugmentOptions a;
+  a.copies = 1;
+  a.rotation = 10;
+  std::vector<cv::Mat> out;
+  const auto msg =
+      testing::error_of([&] { load_augmented(d / "pano.png", "pano.png", opt, a, a.copies, out); });
+  EXPECT_HAS(msg, "pano.png");
+  EXPECT_HAS(msg, "2x33000 is too large to augment at its own resolution");
+  EXPECT_HAS(msg, "--augment-at network");
+  EXPECT_TRUE(out.empty());  // no original without its copies
+  a.at = AugmentStage::network;
+  load_augmented(d / "pano.png", "pano.png", opt, a, a.copies, out);
+  EXPECT_EQ(out.size(), 2u);
+}
+
+TEST(AugmentAt, StagesGiveDifferentValidRowsAndTheAttributeRoundTrips) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 2, 45, 70);  // larger than 32x32, wide
+  const auto src_cfg = augmented(d / "imgs", d / "src.h5");
+  auto net_cfg = augmented(d / "imgs", d / "net.h5");
+  net_cfg.augment.at = AugmentStage::network;
+  EXPECT_EQ(src_cfg.augment.at, AugmentStage::source);  // the default
+  run(src_cfg);
+  run(net_cfg);
+  const Contents s = read_all(src_cfg.output), n = read_all(net_cfg.output);
+  EXPECT_EQ(s.meta.augment.at, AugmentStage::source);
+  EXPECT_EQ(n.meta.augment.at, AugmentStage::network);
+  EXPECT_EQ(h5::File::open(src_cfg.output).read_attr<std::string>("augment_at"), "source");
+  EXPECT_EQ(h5::File::open(net_cfg.output).read_attr<std::string>("augment_at"), "network");
+  EXPECT_EQ(h5::File::open(src_cfg.output).read_attr<std::int64_t>("format_version"), 2);
+  EXPECT_EQ(h5::File::open(net_cfg.output).read_attr<std::int64_t>("format_version"), 2);
+  ASSERT_EQ(s.features.size(), n.features.size());
+  ASSERT_EQ(s.paths, n.paths);
+  const auto index = FeatureReader(src_cfg.output).augment_index();
+  EXPECT_EQ(index, FeatureReader(net_cfg.output).augment_index());
+  const size_t row = s.features.size() / s.paths.size();
+  for (size_t r = 0; r < s.paths.size(); ++r) {
+    const auto sb = s.features.begin() + r * row, nb = n.features.begin() + r * row;
+    EXPECT_TRUE(std::all_of(sb, sb + row, [](float v) { return std::isfinite(v); })) << r;
+    EXPECT_TRUE(std::all_of(nb, nb + row, [](float v) { return std::isfinite(v); })) << r;
+    if (index[r] == 0)
+      EXPECT_TRUE(std::equal(sb, sb + row, nb)) << "original row " << r;
+    else
+      EXPECT_FALSE(std::equal(sb, sb + row, nb)) << "copy row " << r;
+  }
+}
+
+TEST(AugmentAt, DefaultIsSourceOnTheCommandLineAndInTheHelp) {
+  EXPECT_EQ(AugmentOptions{}.at, AugmentStage::source);
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 1);
+  auto output_of = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+    if (!p) return std::string("popen failed");
+    char buf[512];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    return out;
+  };
+  const std::string bin = TL_EXTRACT_BIN;
+  const std::string base = bin + " --images " + (d / "imgs").string() + " --preview " +
+                           (d / "p.png").string() + " --augment 1 --rotation 5";
+  EXPECT_HAS(output_of(base), "at source resolution");
+  EXPECT_HAS(output_of(base + " --augment-at network"), "at network size");
+  const std::string help = output_of(bin + " --help");
+  EXPECT_HAS(help, "--augment-at");
+  EXPECT_HAS(help, "(=source)");
+}
+
+TEST(AugmentAt, AFileWithoutTheAttributeReadsAsNetworkAndResumesOnlyAtNetwork) {
+  // Files written before --augment-at existed made their copies at the network size.
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 3, 45, 70);
+  auto old = augmented(d / "imgs", d / "old.h5");
+  old.augment.at = AugmentStage::network;
+  std::atomic<bool> stop{true};
+  std::ostringstream log;
+  run_extract(old, log, &stop);  // creates the file, commits nothing
+  {
+    auto f = h5::File::open(old.output, h5::Mode::read_write);
+    f.delete_attr("augment_at");
+  }
+  EXPECT_EQ(FeatureReader(old.output).meta().augment.at, AugmentStage::network);
+  auto now = old;
+  now.augment.at = AugmentStage::source;  // today's default
+  EXPECT_HAS(testing::error_of([&] { run(now); }),
+             "--augment-at: the file has network, this run asks for source");
+  EXPECT_TRUE(run(old).complete);  // resumed at network
+  auto fresh = old;
+  fresh.output = d / "fresh.h5";
+  run(fresh);
+  EXPECT_EQ(read_all(old.output).features, read_all(fresh.output).features);
+  EXPECT_EQ(FeatureReader(old.output).meta().augment.at, AugmentStage::network);
+  EXPECT_EQ(h5::File::open(old.output).read_attr<std::int64_t>("format_version"), 2);
+  // An unknown value in a file is the file's fault (Error, not a usage error), named.
+  {
+    auto f = h5::File::open(fresh.output, h5::Mode::read_write);
+    f.write_attr("augment_at", "elsewhere");
+  }
+  EXPECT_HAS(testing::error_of([&] { FeatureReader r(fresh.output); }), "augment_at");
 }
 
 // ---- training and prediction --------------------------------------------------------------
@@ -636,6 +856,7 @@ TEST(AugmentTrain, ValidationSplitHoldsOriginalsOnlyAndNoSiblingTrains) {
   EXPECT_HAS(log.str(), "6 images held out of 18");
   EXPECT_HAS(log.str(), "training on 48 rows");
   EXPECT_HAS(load_model(d / "m1.h5").info.training.at("augment"), "3 copies per image");
+  EXPECT_HAS(load_model(d / "m1.h5").info.training.at("augment"), "at source resolution");
   t.val_split = 0;
   t.val = {cfg.output};
   t.output = d / "m2.h5";
@@ -672,8 +893,9 @@ TEST(AugmentPreview, GridOfTheFirstImagesAndTheirFirstCopies) {
   EXPECT_EQ(png.cols, 9 * 40);
   EXPECT_EQ(png.channels(), 3);
   EXPECT_HAS(log.str(), "a/img0.png");
-  EXPECT_FALSE(fs::exists(d / "unused.h5"));  // nothing extracted
-  cfg.augment.copies = 2;                     // fewer copies than asked for: all of them
+  EXPECT_HAS(log.str(), "at source resolution");  // the stage, default source
+  EXPECT_FALSE(fs::exists(d / "unused.h5"));      // nothing extracted
+  cfg.augment.copies = 2;                         // fewer copies than asked for: all of them
   EXPECT_EQ(write_augment_preview(cfg, d / "q.png", log, 1, 8).width, 3 * 40);
   cfg.augment = {};
   EXPECT_HAS(testing::error_of([&] { write_augment_preview(cfg, d / "r.png", log); }),

@@ -443,27 +443,20 @@ TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   waitpid(pid, &status, 0);
   ASSERT_EQ(WEXITSTATUS(status), 3);  // one image failed
 
-  std::mt19937 rng(12345);
-  int kills = 0;
-  // Each run takes about a second (0.4 s of it loading weights): kill at 30..900 ms.
-  for (int attempt = 0; attempt < 30 && kills < 12; ++attempt) {
-    ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::uniform_int_distribution(30, 900)(rng)));
-    if (waitpid(pid, &status, WNOHANG) == pid) break;  // finished before the kill
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ++kills;
-    // Readable after every kill, holding only committed rows (a kill before the file was
-    // created leaves none).
-    if (!fs::exists(d / "out.h5")) continue;
-    FeatureReader r(d / "out.h5");
-    EXPECT_EQ(r.paths().size(), r.rows());
-  }
-  // Finish it (or confirm it finished).
-  ASSERT_EQ(testing::spawn_quiet(args(d / "out.h5"), pid), 0);
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WEXITSTATUS(status) == 0 || WEXITSTATUS(status) == 3);
+  // Each run takes about a second (0.4 s of it loading weights): kill at 30..900 ms, then
+  // finish it (or confirm it finished).
+  int exit_code = -1;
+  const int kills = testing::kill_at_random_then_finish(
+      args(d / "out.h5"), 12345, 30, 12,
+      [&] {
+        // Readable after every kill, holding only committed rows (a kill before the file was
+        // created leaves none).
+        if (!fs::exists(d / "out.h5")) return;
+        FeatureReader r(d / "out.h5");
+        EXPECT_EQ(r.paths().size(), r.rows());
+      },
+      exit_code);
+  EXPECT_TRUE(exit_code == 0 || exit_code == 3);
   RecordProperty("kills", kills);
   EXPECT_GE(kills, 3);
   const Contents ref = read_all(d / "ref.h5"), got = read_all(d / "out.h5");

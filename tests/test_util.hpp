@@ -5,15 +5,20 @@
 #pragma once
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -87,6 +92,35 @@ inline int spawn_quiet(const std::vector<std::string>& args, pid_t& pid) {
   const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   return rc;
+}
+
+// Resume after SIGKILL: runs `args` again and again, killing each run after a seeded random
+// 30..900 ms, until `max_kills` kills (or a run ends before its kill); calls `after_kill()`
+// after each kill; then runs it once more to the end. Returns the number of kills and sets
+// `exit_code` to the last run's exit status.
+template <class AfterKill>
+int kill_at_random_then_finish(const std::vector<std::string>& args, unsigned seed, int attempts,
+                               int max_kills, AfterKill after_kill, int& exit_code) {
+  std::mt19937 rng(seed);
+  int kills = 0, status = 0;
+  pid_t pid = 0;
+  for (int attempt = 0; attempt < attempts && kills < max_kills; ++attempt) {
+    if (spawn_quiet(args, pid) != 0) {
+      ADD_FAILURE() << "cannot run " << args[0];
+      return kills;
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution(30, 900)(rng)));
+    if (waitpid(pid, &status, WNOHANG) == pid) break;  // finished before the kill
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    ++kills;
+    after_kill();
+  }
+  if (spawn_quiet(args, pid) != 0) ADD_FAILURE() << "cannot run " << args[0];
+  waitpid(pid, &status, 0);
+  exit_code = WEXITSTATUS(status);
+  return kills;
 }
 
 }  // namespace tl::testing

@@ -68,6 +68,7 @@ std::vector<std::string> extract_args(const ExtractConfig& c) {
     if (g.channel_shift > 0) a.insert(a.end(), {"--channel-shift", num(g.channel_shift)});
     a.insert(a.end(), {"--fill", std::string(to_string(g.fill))});
     if (g.fill == FillMode::constant) a.insert(a.end(), {"--fill-value", num(g.fill_value)});
+    a.insert(a.end(), {"--augment-at", std::string(to_string(g.at))});
   }
   if (c.strict) a.push_back("--strict");
   if (c.overwrite) a.push_back("--overwrite");

@@ -49,6 +49,7 @@ void write_augment(h5::Object& f, const AugmentOptions& a) {
   f.write_attr("augment_channel_shift", a.channel_shift);
   f.write_attr("augment_fill", to_string(a.fill));
   f.write_attr("augment_fill_value", a.fill_value);
+  f.write_attr("augment_at", to_string(a.at));
 }
 
 AugmentOptions read_augment(const h5::Object& f) {
@@ -78,6 +79,16 @@ AugmentOptions read_augment(const h5::Object& f) {
   a.channel_shift = d("augment_channel_shift");
   a.fill = parse_fill_mode(f.read_attr<std::string>("augment_fill"));
   a.fill_value = d("augment_fill_value");
+  // Absent in files written before --augment-at: those made their copies at the network size.
+  a.at = AugmentStage::network;
+  if (f.has_attr("augment_at")) {
+    const auto at = f.read_attr<std::string>("augment_at");
+    try {
+      a.at = parse_augment_stage(at);
+    } catch (const UsageError& e) {  // a file's fault, not the command line's
+      throw Error(fmt::format("'{}': attribute augment_at: {}", f.file_name(), e.what()));
+    }
+  }
   return a;
 }
 

@@ -1,9 +1,11 @@
 // Keras ImageDataGenerator augmentation: a counter-based draw per copy, Keras's transform
-// matrix, one cv::warpAffine, then channel shift, flips and brightness (apply_transform order).
+// matrix, one cv::warpAffine, then channel shift, flips and brightness (apply_transform order),
+// at the source resolution or at the network size (--augment-at).
 #include "tl/image_augment.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <string>
 #include <vector>
@@ -21,6 +23,11 @@ constexpr std::array<std::pair<std::string_view, FillMode>, 4> kFillNames = {{
     {"constant", FillMode::constant},
     {"reflect", FillMode::reflect},
     {"wrap", FillMode::wrap},
+}};
+
+constexpr std::array<std::pair<std::string_view, AugmentStage>, 2> kStageNames = {{
+    {"source", AugmentStage::source},
+    {"network", AugmentStage::network},
 }};
 
 constexpr std::uint64_t kGolden = 0x9E3779B97F4A7C15ull;
@@ -78,6 +85,18 @@ std::string_view to_string(FillMode f) {
   return "unknown";
 }
 
+AugmentStage parse_augment_stage(std::string_view s) {
+  for (const auto& [name, stage] : kStageNames)
+    if (s == name) return stage;
+  throw UsageError(fmt::format("unknown stage '{}' (accepted: source, network)", s));
+}
+
+std::string_view to_string(AugmentStage s) {
+  for (const auto& [name, stage] : kStageNames)
+    if (s == stage) return name;
+  return "unknown";
+}
+
 bool AugmentOptions::any_transform() const {
   return rotation > 0 || width_shift > 0 || height_shift > 0 || shear > 0 || zoom_lo != 1 ||
          zoom_hi != 1 || horizontal_flip || vertical_flip ||
@@ -128,6 +147,7 @@ void AugmentOptions::validate() const {
         {channel_shift > 0, "--channel-shift"},
         {fill != FillMode::nearest, "--fill"},
         {fill_value != 0, "--fill-value"},
+        {at != AugmentStage::source, "--augment-at"},
     };
     for (const auto& [on, name] : given)
       if (on)
@@ -166,6 +186,7 @@ std::string AugmentOptions::difference(const AugmentOptions& o) const {
            diff("--channel-shift", channel_shift, o.channel_shift),
            diff("--fill", to_string(fill), to_string(o.fill)),
            diff("--fill-value", fill_value, o.fill_value),
+           diff("--augment-at", to_string(at), to_string(o.at)),
        })
     if (!d.empty()) return d;
   return "";
@@ -185,6 +206,7 @@ std::string AugmentOptions::describe() const {
   if (channel_shift > 0) parts.push_back(fmt::format("channel shift {}", channel_shift));
   parts.push_back(fill == FillMode::constant ? fmt::format("fill constant {}", fill_value)
                                              : fmt::format("fill {}", to_string(fill)));
+  parts.push_back(at == AugmentStage::source ? "at source resolution" : "at network size");
   parts.push_back(fmt::format("seed {}", seed));
   return fmt::format("{} cop{} per image: {}", copies, copies == 1 ? "y" : "ies",
                      fmt::join(parts, ", "));
@@ -273,12 +295,23 @@ void load_augmented(const std::filesystem::path& file, std::string_view path,
                     const ImageOptions& opt, const AugmentOptions& a, int copies,
                     std::vector<cv::Mat>& out) {
   const cv::Mat rgb = decode_image(file);
-  cv::Mat sized;
   try {
-    sized = resize_image(rgb, opt.height, opt.width, opt.resize);
+    if (a.at == AugmentStage::source && copies > 0 &&
+        std::max(rgb.rows, rgb.cols) >= std::numeric_limits<std::int16_t>::max())
+      throw Error(fmt::format(
+          "{}x{} is too large to augment at its own resolution (OpenCV's warp takes sides below "
+          "{}); --augment-at network transforms it after the resize to the network size",
+          rgb.rows, rgb.cols, std::numeric_limits<std::int16_t>::max()));
+    const cv::Mat sized = resize_image(rgb, opt.height, opt.width, opt.resize);
     out.push_back(sized);
-    for (int c = 1; c <= copies; ++c)
-      out.push_back(apply_augment(sized, draw_augment(a, path, c, sized.rows, sized.cols), a));
+    for (int c = 1; c <= copies; ++c) {
+      if (a.at == AugmentStage::network) {  // resize, then transform (flow_from_directory)
+        out.push_back(apply_augment(sized, draw_augment(a, path, c, sized.rows, sized.cols), a));
+      } else {  // transform at the decoded size, then resize as the original was
+        const cv::Mat copy = apply_augment(rgb, draw_augment(a, path, c, rgb.rows, rgb.cols), a);
+        out.push_back(resize_image(copy, opt.height, opt.width, opt.resize));
+      }
+    }
   } catch (const Error& e) {
     throw Error("image '" + file.string() + "': " + e.what());
   }

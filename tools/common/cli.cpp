@@ -181,6 +181,10 @@ po::options_description AugmentOptionsCli::options() {
       "fill_mode: what comes in from outside the image")(
       "fill-value", po::value(&fill_value)->value_name("V"),
       "cval: the colour of --fill constant (0..255)")(
+      "augment-at", po::value(&at)->default_value(at)->value_name("source|network"),
+      "where the copies are made: source = on the decoded image at its own resolution, then "
+      "resized to --size (the transforms see the whole image); network = on the image already "
+      "resized to --size, as Keras's flow_from_directory does")(
       "preview", po::value(&preview)->value_name("FILE.png"),
       "write a grid of the first images and their first copies to FILE.png and exit (no "
       "extraction)");
@@ -233,6 +237,7 @@ AugmentOptions AugmentOptionsCli::config() const {
   a.channel_shift = channel_shift;
   a.fill = parse_option("--fill", fill, [](auto& s) { return parse_fill_mode(s); });
   a.fill_value = fill_value;
+  a.at = parse_option("--augment-at", at, [](auto& s) { return parse_augment_stage(s); });
   a.validate();
   return a;
 }

@@ -108,7 +108,8 @@ struct AugmentOptionsCli {
   bool horizontal_flip = false, vertical_flip = false;
   std::string fill = "nearest";
   double fill_value = 0;
-  std::string preview;  // --preview FILE.png
+  std::string at = "source";  // --augment-at source|network
+  std::string preview;        // --preview FILE.png
   po::options_description options();
   // Parsed and validated (UsageError naming the option).
   AugmentOptions config() const;

@@ -4,8 +4,9 @@
 //   tl::PreviewSummary p = tl::write_augment_preview(cfg, "preview.png", std::cerr);
 //
 // One grid row per image (the first images of the list that decode), each row the image at
-// the network size followed by its first augmented copies, exactly as tl-extract feeds them
-// to the network (before preprocessing). Nothing is extracted; no weights are needed.
+// the network size followed by its first augmented copies (made at --augment-at's stage, then
+// at the network size), exactly as tl-extract feeds them to the network (before preprocessing).
+// Nothing is extracted; no weights are needed.
 #pragma once
 
 #include <filesystem>

@@ -7,16 +7,18 @@
 //   a.rotation = 40;
 //   a.horizontal_flip = true;
 //   a.validate();                             // UsageError naming the option
-//   cv::Mat rgb = ...;                        // the image at the network size, RGB u8
+//   cv::Mat rgb = ...;                        // the decoded image (a.at = source), RGB u8
 //   for (int c = 1; c <= a.copies; ++c) {
 //     tl::AugmentParams p = tl::draw_augment(a, "cats/cat001.jpg", c, rgb.rows, rgb.cols);
-//     cv::Mat copy = tl::apply_augment(rgb, p, a);   // same size, RGB u8
+//     cv::Mat copy = tl::apply_augment(rgb, p, a);   // same size, RGB u8; then resized
 //   }
 //
 // The draw rule, the matrix and every difference from Keras are in docs/FORMAT.md
 // ("Augmented rows"). In short: parameters in Keras's units, composed as Keras composes
 // them (rotation · shift · shear · zoom, about the image centre, in (row, col) coordinates),
-// one cv::warpAffine (bilinear) per copy, then channel shift, flips and brightness.
+// one cv::warpAffine (bilinear) per copy, then channel shift, flips and brightness; all of it
+// at the decoded image's own resolution before the resize to the network size (--augment-at
+// source, the default), or on the resized image as flow_from_directory does (network).
 #pragma once
 
 #include <array>
@@ -39,6 +41,15 @@ enum class FillMode { nearest, constant, reflect, wrap };
 FillMode parse_fill_mode(std::string_view s);  // UsageError naming the accepted values
 std::string_view to_string(FillMode f);
 
+// Where the copies are made (--augment-at, stored as the `augment_at` attribute): `source` =
+// on the decoded image at its own resolution, then resized to the network size; `network` =
+// on the image already resized to the network size (Keras flow_from_directory's order:
+// load_img(target_size=...) resizes, then random_transform). A file without the attribute
+// was made before the option existed, at `network`.
+enum class AugmentStage { source, network };
+AugmentStage parse_augment_stage(std::string_view s);  // UsageError naming the accepted values
+std::string_view to_string(AugmentStage s);
+
 // The draw rule's version, stored as the `augment_rule` attribute.
 inline constexpr const char* kAugmentRule = "tlkit-augment-1";
 
@@ -54,9 +65,10 @@ struct AugmentOptions {
   bool horizontal_flip = false;     // --horizontal-flip: columns reversed with probability 1/2
   bool vertical_flip = false;       // --vertical-flip: rows reversed with probability 1/2
   double brightness_lo = 0, brightness_hi = 0;  // --brightness LO,HI (0,0 = off)
-  double channel_shift = 0;           // --channel-shift X [channel_shift_range]: s ~ U(-X, X)
-  FillMode fill = FillMode::nearest;  // --fill [fill_mode]
-  double fill_value = 0;              // --fill-value [cval], 0..255, with --fill constant
+  double channel_shift = 0;                // --channel-shift X [channel_shift_range]: s ~ U(-X, X)
+  FillMode fill = FillMode::nearest;       // --fill [fill_mode]
+  double fill_value = 0;                   // --fill-value [cval], 0..255, with --fill constant
+  AugmentStage at = AugmentStage::source;  // --augment-at: the resolution the copies are made at
 
   bool enabled() const { return copies > 0; }
   bool brightness() const { return brightness_hi > 0; }
@@ -68,12 +80,13 @@ struct AugmentOptions {
   // "" when `o` draws the same copies; else the first difference, naming the option:
   // "--rotation: the file has 40, this run asks for 30".
   std::string difference(const AugmentOptions& o) const;
-  // One line for logs: "4 copies: rotation 40, horizontal flip, fill nearest, seed 0".
+  // One line for logs: "4 copies per image: rotation 40, horizontal flip, fill nearest, at
+  // source resolution, seed 0".
   std::string describe() const;
 };
 
 // One copy's parameters, in Keras's get_random_transform units for an image of
-// height x width (the network input): degrees, pixels, factors.
+// height x width (the image the copy is made from: see AugmentStage): degrees, pixels, factors.
 struct AugmentParams {
   double theta = 0;  // rotation, degrees
   double tx = 0;     // shift along rows (height), pixels: Keras's tx
@@ -92,7 +105,8 @@ struct AugmentParams {
 std::array<double, 10> augment_uniforms(std::uint64_t seed, std::string_view path, int copy);
 
 // The parameters of copy `copy` (1..K) of the image stored as `path` (as in /paths), for an
-// image of height x width. Pure: the same arguments give the same parameters.
+// image of height x width. Pure: the same arguments give the same parameters. The uniforms do
+// not depend on the size: only the shifts, fractions of height and width, scale with it.
 AugmentParams draw_augment(const AugmentOptions& o, std::string_view path, int copy, int height,
                            int width);
 
@@ -106,10 +120,13 @@ cv::Matx23d augment_matrix(const AugmentParams& p, int height, int width);
 // brightness, in Keras's apply_transform order. rgb: CV_8UC3; returns a new image of its size.
 cv::Mat apply_augment(const cv::Mat& rgb, const AugmentParams& p, const AugmentOptions& o);
 
-// Decodes `file`, resizes it to opt.height x opt.width (opt.resize) and appends the result and
-// its copies 1..copies (drawn for `path`, the name stored in /paths) to `out`: RGB u8 images,
-// original first. Keras's order: load_img(target_size) resizes, then random_transform.
-// Throws Error naming the file.
+// Decodes `file` and appends to `out` the image resized to opt.height x opt.width
+// (opt.resize) and its copies 1..copies (drawn for `path`, the name stored in /paths), all RGB
+// u8 of that size, original first. a.at = source: each copy is drawn for the decoded image's
+// size, made from it (apply_augment) and then resized like the original; a.at = network:
+// drawn for the network size and made from the resized original (Keras's
+// flow_from_directory order). Throws Error naming the file (at source also for a side of 32767
+// pixels or more, which OpenCV's warp does not take).
 void load_augmented(const std::filesystem::path& file, std::string_view path,
                     const ImageOptions& opt, const AugmentOptions& a, int copies,
                     std::vector<cv::Mat>& out);
