@@ -155,6 +155,28 @@ TEST(Vgg16Stack, WholeStackInt8) {
   EXPECT_LT(ref::rel_error(b4.got, b4.want), kInt8StackBound);
 }
 
+// --algo changes f32 only: bf16 and int8 run the same (direct) convolutions whatever it says.
+TEST(Vgg16Stack, AlgoChangesF32Only) {
+  const NetConfig f32{.batch = 2, .height = 40, .width = 40};
+  const auto x = ref::random_input(f32.batch * 40 * 40 * 3, 5, -120.f, 150.f);
+  const auto calib =
+      std::make_shared<Int8Calibration>(calibrate_int8(weights(), f32, x.data(), f32.batch));
+  for (const auto p : {Precision::bf16, Precision::int8}) {
+    std::vector<std::vector<float>> out;
+    for (const auto algo : {ConvAlgo::direct, ConvAlgo::winograd, ConvAlgo::automatic}) {
+      NetConfig cfg = f32;
+      cfg.precision = p;
+      cfg.algo = algo;
+      if (p == Precision::int8) cfg.calibration = calib;
+      Vgg16 net(weights(), cfg);
+      out.emplace_back(net.output_shape().elems());
+      net.forward(x.data(), f32.batch, out.back().data());
+    }
+    EXPECT_EQ(out[1], out[0]) << to_string(p) << " winograd";
+    EXPECT_EQ(out[2], out[0]) << to_string(p) << " auto";
+  }
+}
+
 TEST(Vgg16Net, Int8NeedsAMatchingCalibration) {
   EXPECT_HAS_THROW_MSG(
       Vgg16(weights(), {.batch = 1, .height = 32, .width = 32, .precision = Precision::int8}),
