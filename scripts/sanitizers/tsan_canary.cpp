@@ -48,17 +48,25 @@ int main(int argc, char** argv) {
     a.join();
     b.join();
   } else if (mode == "main-vs-tbb") {
-    // The task signals that it runs (on a worker: the main thread has not called wait() yet),
-    // then writes; the main thread writes after seeing the signal. The two writes are unordered.
-    std::atomic<bool> started{false};
+    // The task (on a worker: the main thread has not called wait() yet) says it runs and waits;
+    // the main thread writes, lets it go, and it writes. Relaxed atomics order the two writes in
+    // time without a happens-before edge, so TSan sees the second against the first every time.
+    // (With a release/acquire hand-shake and the task writing first, TSan reported the race in
+    // only about half of the runs: the write shared the epoch that the release published.)
+    std::atomic<bool> started{false}, go{false};
     tbb::task_group g;
     g.run([&] {
-      started.store(true);
+      started.store(true, std::memory_order_relaxed);
+      const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (!go.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < give_up)
+        std::this_thread::yield();
       ++shared_counter;
     });
     const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!started.load() && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    while (!started.load(std::memory_order_relaxed) && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
     ++shared_counter;
+    go.store(true, std::memory_order_relaxed);
     g.wait();
   } else if (mode == "parallel-for") {
     tbb::parallel_for(
