@@ -72,6 +72,14 @@ while [ $((SECONDS - start)) -lt 120 ]; do
   sleep 0.1
 done
 [ -n "$victim" ] || { cat submit1.out >&2; fail "task 1 never started writing its shard"; }
+# Kill it once it has committed rows, so that there is something to resume: space is reserved
+# just before each batch is written, so wait for the file to grow, then give the batch 0.3 s.
+size0=$(stat -c %s feats.shards/shard-1-of-4.h5.partial)
+start=$SECONDS
+while [ $((SECONDS - start)) -lt 60 ] && [ -f feats.shards/shard-1-of-4.h5.partial ] &&
+  [ "$(stat -c %s feats.shards/shard-1-of-4.h5.partial)" -le "$size0" ]; do
+  sleep 0.05
+done
 sleep 0.3
 [ ! -f feats.shards/shard-1-of-4.h5 ] || fail "task 1 finished before it could be killed"
 kill -9 "$victim"
