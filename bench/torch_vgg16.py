@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 
@@ -70,6 +71,7 @@ def onnx_peer(model, threads, batch, size, iters):
     x = torch.rand(batch, 3, size, size)
     args = dict(input_names=["x"], output_names=["y"], opset_version=13)
     try:  # torch >= 2.9 defaults to the dynamo exporter; the TorchScript one is quicker here
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # ... and deprecated
         torch.onnx.export(model, x, path, dynamo=False, **args)
     except TypeError:  # torch < 2.5: no dynamo argument
         torch.onnx.export(model, x, path, **args)
