@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "extract_fixtures.hpp"
 #include "image_fixtures.hpp"
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
@@ -731,26 +732,13 @@ TEST(PredictRunErrors, UnfinishedNonFiniteAndBadOptions) {
 
 // ---- prediction on images -------------------------------------------------------------------
 
-// tl-extract's settings for the image tests: 32x32 inputs cut at block2_pool, random:3.
-ExtractConfig small_extract(const fs::path& images, const fs::path& output) {
-  ExtractConfig c;
-  c.images = images;
-  c.output = output;
-  c.weights = "random:3";
-  c.net = {.batch = 4, .height = 32, .width = 32, .to = "block2_pool"};
-  c.image = {.height = 32, .width = 32};
-  c.threads = 2;
-  c.quiet = true;
-  return c;
-}
-
 TEST(PredictRunImages, EqualsExtractThenPredictOnFeatures) {
   TempDir d;
   testing::make_class_folders(d / "train", {"circle", "square"}, 4);
   testing::make_class_folders(d / "test", {"circle", "square"}, 3, 36, 30);
   testing::write_text(d / "test" / "square" / "broken.png", "not a png");
   std::ostringstream log;
-  run_extract(small_extract(d / "train", d / "train.h5"), log);
+  run_extract(testing::small_config(d / "train", d / "train.h5"), log);
   auto tc = train_config(d / "train.h5", d / "model.h5");
   tc.options.epochs = 3;
   train_run(tc);
@@ -758,7 +746,7 @@ TEST(PredictRunImages, EqualsExtractThenPredictOnFeatures) {
   EXPECT_EQ(m.info.classes, (std::vector<std::string>{"circle", "square"}));
   EXPECT_EQ(m.info.features.feature_shape, (std::vector<std::int64_t>{8, 8, 128}));
 
-  run_extract(small_extract(d / "test", d / "test.h5"), log);
+  run_extract(testing::small_config(d / "test", d / "test.h5"), log);
   PredictRunConfig f;
   f.model = d / "model.h5";
   f.features = d / "test.h5";
@@ -800,7 +788,7 @@ TEST(PredictRunImages, Int8ModelsReuseTheTrainingRanges) {
   testing::make_class_folders(d / "train", {"circle", "square"}, 4);
   testing::make_class_folders(d / "test", {"circle", "square"}, 3, 36, 30);
   std::ostringstream log;
-  auto tr = small_extract(d / "train", d / "train.h5");
+  auto tr = testing::small_config(d / "train", d / "train.h5");
   tr.net.precision = Precision::int8;
   tr.calibrate = 5;
   run_extract(tr, log);
@@ -811,7 +799,7 @@ TEST(PredictRunImages, Int8ModelsReuseTheTrainingRanges) {
   ASSERT_TRUE(m.info.features.calibration);  // the model keeps the features' int8 ranges
   EXPECT_EQ(m.info.features.calibration->images, 5);
 
-  auto te = small_extract(d / "test", d / "test.h5");
+  auto te = testing::small_config(d / "test", d / "test.h5");
   te.net.precision = Precision::int8;
   te.calibration_file = d / "train.h5";
   run_extract(te, log);
@@ -881,13 +869,13 @@ TEST(TrainRunShards, ShardsTrainAsTheWholeRunAndMustComeAllInOrder) {
   testing::make_class_folders(d / "imgs", {"a", "b"}, 4);
   std::vector<fs::path> shards;
   for (int k = 0; k < 3; ++k) {
-    auto c = small_extract(d / "imgs", d / fmt::format("s{}.h5", k));
+    auto c = testing::small_config(d / "imgs", d / fmt::format("s{}.h5", k));
     c.shard = {k, 3};
     std::ostringstream log;
     run_extract(c, log);
     shards.push_back(c.output);
   }
-  auto whole = small_extract(d / "imgs", d / "whole.h5");
+  auto whole = testing::small_config(d / "imgs", d / "whole.h5");
   std::ostringstream log;
   run_extract(whole, log);
   const FeatureFileSource all(shards, 1ull << 30), one({whole.output}, 1ull << 30);
