@@ -27,6 +27,14 @@ bool hidden(const fs::path& p) {
   return !n.empty() && n[0] == '.';
 }
 
+// An entry with an image extension that is not a folder becomes a row or a /failed line:
+// regular files, and also dangling symlinks, pipes and devices, which the decoder refuses
+// with the reason (never opened) instead of their vanishing from the listing.
+bool image_entry(const fs::directory_entry& e) {
+  std::error_code ec;
+  return has_image_extension(e.path()) && !e.is_directory(ec);
+}
+
 // (device, inode) of a folder, to follow each real folder once.
 std::pair<dev_t, ino_t> identity(const fs::path& p) {
   struct stat st {};
@@ -57,7 +65,7 @@ void walk(const fs::path& root, const fs::path& dir, std::set<std::pair<dev_t, i
     std::error_code e2;
     if (it->is_directory(e2))
       subdirs.push_back(p);
-    else if (it->is_regular_file(e2) && has_image_extension(p))
+    else if (image_entry(*it))
       out.emplace_back(rel_dir, p.filename().string());
   }
   for (const auto& d : subdirs) walk(root, d, seen, out, notes);
@@ -110,7 +118,7 @@ ImageList list_images(const fs::path& root) {
     std::error_code e2;
     if (it->is_directory(e2))
       list.classes.push_back(it->path().filename().string());
-    else if (it->is_regular_file(e2) && has_image_extension(it->path()))
+    else if (image_entry(*it))
       top_files.push_back(it->path().filename().string());
   }
   std::sort(list.classes.begin(), list.classes.end());

@@ -29,6 +29,7 @@
 #include <system_error>
 #include <vector>
 
+#include <fmt/format.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -279,6 +280,13 @@ cv::Mat decode_image(const std::filesystem::path& file) {
   const std::string name = file.string();
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec)) fail(name, "is a directory");
+  if (std::filesystem::is_symlink(file, ec) && !std::filesystem::exists(file, ec))
+    fail(name, fmt::format("dangling symbolic link (its target '{}' does not exist)",
+                           std::filesystem::read_symlink(file, ec).string()));
+  if (const auto st = std::filesystem::status(file, ec);
+      !ec && st.type() != std::filesystem::file_type::regular &&
+      st.type() != std::filesystem::file_type::not_found)
+    fail(name, "not a regular file (a pipe, socket or device is never opened)");
   errno = 0;
   std::ifstream in(file, std::ios::binary);
   if (!in) {
