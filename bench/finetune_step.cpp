@@ -14,6 +14,7 @@
 #include "tl/block5.hpp"
 #include "tl/dense_head.hpp"
 #include "tl/finetune.hpp"
+#include "tl/machine.hpp"
 #include "tl/optimizer.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
@@ -53,7 +54,7 @@ int main(int argc, char** argv) {
   t0 = clock::now();
   for (int i = 0; i < steps; ++i) b5.forward(x.data(), batch, y.data());
   const double fwd_s = std::chrono::duration<double>(clock::now() - t0).count();
-  std::printf("%s\n%s", tl::runtime_info().c_str(), b5.describe().c_str());
+  std::printf("%s\n%s", tl::machine().summary().c_str(), b5.describe().c_str());
   std::printf("batch %d, %s head, %d steps, %s training convs\n", batch, kind.c_str(), steps,
               std::string(tl::to_string(precision)).c_str());
   std::printf("fine-tuning step (fwd+bwd+sgd): %.2f img/s (%.1f ms/step)\n",

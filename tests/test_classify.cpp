@@ -584,7 +584,14 @@ TEST(Evaluate, BatchedPredictionMatchesFloat64Head) {
   const auto y = labels_of(src);
   EXPECT_NEAR(e.loss, ref::ce_loss(logits, 3, y, {}), 1e-5);
   EXPECT_DOUBLE_EQ(e.accuracy, accuracy(y, argmax_rows(probs, 3)));
-  EXPECT_EQ(predict(head, src, 5), probs);  // the same rows give the same bits
+  // What evaluation guarantees across batch sizes: each batch is within f32's bound of the
+  // float64 head, so two batch sizes agree to twice that (oneDNN may pick another kernel for
+  // another row count: on AVX2 they differ in the last bits), with the same top class; the
+  // same batch size gives the same bits.
+  const std::vector<float> by5 = predict(head, src, 5);
+  EXPECT_LT(ref::rel_error(by5, std::vector<double>(probs.begin(), probs.end())), 2e-5);
+  EXPECT_EQ(argmax_rows(by5, 3), argmax_rows(probs, 3));
+  EXPECT_EQ(predict(head, src, 7), probs);
 }
 
 TEST(Metrics, ConfusionPrecisionRecallF1OnAHandMadeExample) {

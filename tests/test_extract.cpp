@@ -20,6 +20,7 @@
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/machine.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/vgg16.hpp"
 
@@ -77,6 +78,25 @@ TEST(ImageList, SymlinkLoopIsNotedNotFollowed) {
   EXPECT_EQ(l.entries.size(), 1u);
   ASSERT_EQ(l.notes.size(), 1u);
   EXPECT_HAS(l.notes[0], "loop");
+}
+
+// Nothing in an image folder vanishes (issue 14, item 8): a dangling symlink is listed, and
+// extraction puts it in /failed with its reason, like any other unusable file.
+TEST(ImageList, DanglingSymlinkIsListedAndFailsWithItsReason) {
+  TempDir d;
+  testing::write_image(d / "imgs" / "c" / "a.png", testing::make_image(40, 40, 1));
+  fs::create_symlink(d / "gone.png", d / "imgs" / "c" / "b.png");
+  const ImageList l = list_images(d / "imgs");
+  ASSERT_EQ(l.entries.size(), 2u);
+  EXPECT_EQ(l.entries[1].path, "c/b.png");
+  const auto cfg = small_config(d / "imgs", d / "out.h5");
+  EXPECT_EQ(run(cfg).failed, 1);
+  const Contents c = read_all(cfg.output);
+  EXPECT_EQ(c.paths, (std::vector<std::string>{"c/a.png"}));
+  ASSERT_EQ(c.failed.size(), 1u);
+  EXPECT_EQ(c.failed[0].first, "c/b.png");
+  EXPECT_HAS(c.failed[0].second, "dangling symbolic link");
+  EXPECT_HAS(c.failed[0].second, "gone.png");
 }
 
 TEST(ImageList, ListFileWithAndWithoutNames) {
@@ -184,6 +204,10 @@ TEST(Extract, RowsLabelsFailuresAndFeaturesEqualTheDirectForward) {
 
   // Each row equals the library's own forward of that image.
   Vgg16 net(load_weights("random:3"), cfg.net);
+  // The file records the machine and what ran on it (issue 14, item 7).
+  EXPECT_EQ(c.meta.cpu_isa, machine().isa);
+  EXPECT_EQ(c.meta.algo, to_string(net.algo_used()));
+  EXPECT_EQ(c.meta.implementations, net.describe());
   const size_t in_row = 32 * 32 * 3, out_row = net.output_shape().per_image();
   std::vector<float> x(in_row), y(net.output_shape().elems());
   for (size_t r = 0; r < c.paths.size(); ++r) {
@@ -263,7 +287,7 @@ TEST(Extract, Int8IsCalibratedStoredAndReused) {
     err = std::max(err, static_cast<double>(std::abs(a.features[i] - b.features[i])));
     scale = std::max(scale, static_cast<double>(std::abs(a.features[i])));
   }
-  EXPECT_LT(err / scale, 4e-2);  // the int8 bound of tests/test_vgg16.cpp
+  EXPECT_LT(err / scale, 4e-2);  // the int8 bounds of tests/test_vgg16.cpp (every ISA)
 
   // --calibration FILE reuses the ranges: the same rows, bit for bit.
   auto again = i8;
@@ -330,6 +354,32 @@ TEST(Extract, FinishedOutputIsLeftAloneOverwriteStartsAgain) {
   const auto s = run(cfg);
   EXPECT_FALSE(s.already_complete);
   EXPECT_EQ(s.rows_this_run, 2);
+}
+
+// The algorithm recorded is the one that ran: Winograd where oneDNN has it, else direct
+// (asked for with --algo winograd where there is none, the run is refused before any file).
+TEST(Extract, RecordedAlgorithmIsTheOneThatRan) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 2);
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  cfg.net.algo = ConvAlgo::winograd;
+  if (!machine().runs(Precision::f32, ConvAlgo::winograd)) {
+    EXPECT_HAS(testing::error_of([&] { run(cfg); }), machine().isa);
+    EXPECT_FALSE(fs::exists(cfg.output));
+    EXPECT_FALSE(fs::exists(d / "out.h5.lock"));
+    cfg.net.algo = machine().default_f32_algo();
+  }
+  run(cfg);
+  const FeatureMeta m = read_all(cfg.output).meta;
+  EXPECT_EQ(m.algo, to_string(cfg.net.algo));
+  EXPECT_EQ(m.implementations.find("wino") != std::string::npos, cfg.net.algo == ConvAlgo::winograd)
+      << m.implementations;
+  // int8 runs direct convolutions whatever --algo says, and the file says so.
+  auto i8 = small_config(d / "imgs", d / "i8.h5");
+  i8.net.precision = Precision::int8;
+  i8.net.algo = ConvAlgo::winograd;
+  run(i8);
+  EXPECT_EQ(read_all(i8.output).meta.algo, "direct");
 }
 
 TEST(Extract, ResumingWithOtherOptionsNamesTheDifference) {

@@ -19,6 +19,7 @@
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/finetune.hpp"
+#include "tl/machine.hpp"
 #include "tl/model_file.hpp"
 #include "tl/optimizer.hpp"
 #include "tl/predict_run.hpp"
@@ -317,7 +318,9 @@ TEST(FinetuneStep, OneBf16SgdStepIsWithin2PercentOfTheFloat64ReferenceStep) {
   // bf16 keeps 8 significant bits (relative rounding 2^-9 ~ 2e-3 per value); through three
   // convs of 4608 products and back, 2e-2 relative (the f32 step: 1e-4). The master weights
   // and the update stay f32.
-  if (!bf16_supported()) GTEST_SKIP() << "no oneDNN bf16 convolutions on this CPU";
+  if (!machine().bf16_training.native)
+    GTEST_SKIP() << "bf16 fine-tuning needs native oneDNN bf16 convolutions; oneDNN ISA "
+                 << machine().isa << " has none (" << machine().bf16_training.impl << ")";
   check_step_against_float64(Precision::bf16, 2e-2, 2e-2);
 }
 
@@ -392,7 +395,9 @@ TEST(FinetuneStep, TrainingBlock5AloneLowersTheLoss) {
 }
 
 TEST(FinetuneStep, TrainingBlock5AloneInBf16LowersTheLoss) {
-  if (!bf16_supported()) GTEST_SKIP() << "no oneDNN bf16 convolutions on this CPU";
+  if (!machine().bf16_training.native)
+    GTEST_SKIP() << "bf16 fine-tuning needs native oneDNN bf16 convolutions; oneDNN ISA "
+                 << machine().isa << " has none (" << machine().bf16_training.impl << ")";
   check_block5_alone_lowers_the_loss(Precision::bf16);
 }
 

@@ -20,6 +20,7 @@
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/feature_file_source.hpp"
+#include "tl/machine.hpp"
 #include "tl/merge.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/slurm_array.hpp"
@@ -410,6 +411,51 @@ TEST(SlurmArray, DryRunPrintsTheArrayAndEachTasksCommand) {
   EXPECT_HAS(testing::error_of([&] { slurm_array_script(cfg, bad); }), "--cpus-per-task");
   EXPECT_EQ(shell_quote("it's"), "'it'\\''s'");
   EXPECT_EQ(shell_quote("data/train"), "data/train");
+}
+
+// Mixed clusters (issue 14, item 7): shards computed on different ISAs (here one under
+// ONEDNN_MAX_CPU_ISA=AVX2, one natively) merge, the merged file names every ISA and algorithm
+// and the merge says so; shards of another precision are still refused.
+TEST(Merge, ShardsFromDifferentIsasMergeAndSaySoOtherPrecisionsAreRefused) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 3);
+  const fs::path shards = d / "feats.shards";
+  fs::create_directories(shards);
+  auto extract = [&](int k, const std::string& env, const std::string& extra) {
+    int status = 0;
+    const std::string out = capture(
+        env + " " + TL_EXTRACT_BIN + " --images '" + (d / "imgs").string() + "' --output '" +
+            (shards / shard_file_name({k, 2})).string() + "' --shard " + std::to_string(k) +
+            "/2 --weights random:3 --size 32 --layer block2_pool --quiet " + extra + " 2>&1",
+        status);
+    EXPECT_EQ(status, 0) << out;
+  };
+  extract(0, "ONEDNN_MAX_CPU_ISA=AVX2", "");
+  extract(1, "", "");
+  const FeatureMeta m0 = testing::read_all(shards / shard_file_name({0, 2})).meta;
+  EXPECT_EQ(m0.cpu_isa, "avx2");
+  EXPECT_EQ(m0.algo, "direct");  // oneDNN has no f32 Winograd on AVX2
+  EXPECT_HAS(m0.implementations, "block1_conv1: jit:avx2");
+  if (machine().isa == "avx2") {  // an AVX2 machine: the other ISA's shard is simulated
+    auto f = h5::File::open(shards / shard_file_name({1, 2}), h5::Mode::read_write);
+    f.write_attr("cpu_isa", "avx512_core_amx");
+  }
+  std::ostringstream log;
+  merge_shards({.shards = shards, .output = d / "all.h5"}, log);
+  const FeatureMeta all = testing::read_all(d / "all.h5").meta;
+  EXPECT_HAS(all.cpu_isa, "avx2, ");
+  EXPECT_HAS(log.str(), "computed on oneDNN ISAs avx2, ");
+  EXPECT_HAS(all.implementations, "shard 0/2 on avx2:");
+  EXPECT_EQ(all.rows_done, 6);
+
+  fs::remove(shards / shard_file_name({1, 2}));
+  extract(1, "", "--precision int8");
+  try {
+    check_shard_folder(shards);
+    ADD_FAILURE() << "an int8 shard was merged with an f32 one";
+  } catch (const Error& e) {
+    EXPECT_HAS(e.what(), "precision");
+  }
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -16,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "image_fixtures.hpp"
+#include "tl/feature_file.hpp"
 
 extern char** environ;
 
@@ -151,8 +153,99 @@ TEST(Tools, VersionNamesOneDnnAndTheIsa) {
     EXPECT_EQ(r.code, 0) << r.out;
     EXPECT_HAS(r.out, tool + " (tlkit) " TL_VERSION);
     EXPECT_HAS(r.out, "oneDNN ");
-    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(CPU ISA [a-z0-9_]+)"))) << r.out;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(oneDNN ISA: [a-z0-9_]+)"))) << r.out;
+    for (const char* line : {"f32 direct: native", "bf16: ", "int8: native",
+                             "VNNI: ", "CPUs: ", "memory: ", "--precision auto: "})
+      EXPECT_HAS(r.out, line);
   }
+}
+
+// Sets an environment variable for the tools this test runs, and restores it.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(std::string n, const char* value) : name(std::move(n)) {
+    if (const char* v = std::getenv(name.c_str())) old = v;
+    ::setenv(name.c_str(), value, 1);
+  }
+  ~ScopedEnv() {
+    if (old)
+      ::setenv(name.c_str(), old->c_str(), 1);
+    else
+      ::unsetenv(name.c_str());
+  }
+};
+
+// Issue 14: on an AVX2 CPU (forced here with oneDNN's cap, so it runs on every machine) a
+// precision or algorithm oneDNN has no native kernel for is a usage error (exit 2) naming the
+// ISA and what runs instead, before any file is created; the f32 default falls back to
+// direct, says so, and the file records it.
+TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 2);
+  const std::string out = (d / "out.h5").string(), model = (d / "m.h5").string();
+  const std::vector<std::string> base{
+      "--images", (d / "imgs").string(), "--output", out, "--weights", "random:1", "--size", "32",
+      "--quiet"};
+  // A bf16 model, made where bf16 runs, for tl-predict --images under the cap below.
+  const bool bf16_here =
+      run_tool("tl-extract",
+               base + std::vector<std::string>{"--precision", "bf16", "--layer", "block1_pool"})
+          .code == 0;
+  if (bf16_here) {
+    const ToolRun t = run_tool("tl-train", {"--train", out, "--epochs", "1", "--batch", "2",
+                                            "--output", model, "--quiet"});
+    ASSERT_EQ(t.code, 0) << t.out;
+  }
+  fs::remove(out);
+  const ScopedEnv cap("ONEDNN_MAX_CPU_ISA", "AVX2");
+  const std::vector<std::pair<std::string, std::vector<std::string>>> refused{
+      {"tl-extract", base + std::vector<std::string>{"--precision", "bf16"}},
+      {"tl-extract", base + std::vector<std::string>{"--algo", "winograd"}},
+      {"tl-extract",
+       base + std::vector<std::string>{"--precision", "bf16", "--schedule", "net-per-thread"}},
+      {"tl-forward", {"--precision", "bf16", "--size", "32", "--batch", "1"}},
+      {"tl-forward", {"--algo", "winograd", "--size", "32", "--batch", "1"}},
+      {"tl-train",
+       {"--train", out, "--finetune", "block5", "--finetune-precision", "bf16", "--output",
+        (d / "ft.h5").string()}},
+  };
+  for (const auto& [tool, args] : refused) {
+    SCOPED_TRACE(describe(tool, args));
+    const ToolRun r = run_tool(tool, args);
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_HAS(r.out, "oneDNN ISA avx2");
+    EXPECT_HAS(r.out, tool == "tl-train" ? "use f32" : "it runs f32 (direct), int8");
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+    EXPECT_FALSE(fs::exists(d / "ft.h5"));
+  }
+  if (bf16_here) {
+    const std::string csv = (d / "p.csv").string();
+    const ToolRun r = run_tool("tl-predict", {"--model", model, "--images", (d / "imgs").string(),
+                                              "--output", csv, "--quiet"});
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_HAS(r.out, "--precision bf16: this CPU (oneDNN ISA avx2");
+    EXPECT_FALSE(fs::exists(csv));
+    EXPECT_FALSE(fs::exists(csv + ".features.h5"));
+  } else {
+    std::printf("tl-predict --images with a bf16 model not tested: no bf16 here to make one\n");
+  }
+  // The default: direct, said once, recorded.
+  const ToolRun r = run_tool("tl-extract", base);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_HAS(r.out, "f32 convolutions: direct (oneDNN has no f32 Winograd on ISA avx2)");
+  const FeatureMeta m = FeatureReader(out).meta();
+  EXPECT_EQ(m.algo, "direct");
+  EXPECT_EQ(m.cpu_isa, "avx2");
+  // --precision auto: the fastest native precision, printed and recorded.
+  std::vector<std::string> auto_args = base;
+  auto_args[3] = (d / "auto.h5").string();  // --output
+  auto_args.insert(auto_args.end(), {"--precision", "auto"});
+  const ToolRun a = run_tool("tl-extract", auto_args);
+  EXPECT_EQ(a.code, 0) << a.out;
+  EXPECT_HAS(a.out, "--precision auto: int8");
+  EXPECT_EQ(FeatureReader(d / "auto.h5").meta().precision, "int8");
 }
 
 // ---- usage errors: exit 2 naming the option ---------------------------------------------------

@@ -24,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "tl/error.hpp"
+#include "tl/machine.hpp"
 
 extern char** environ;
 
@@ -37,6 +38,16 @@ inline ::testing::AssertionResult has_substr(const char* m_expr, const char*, co
          << m_expr << " is \"" << m << "\"\n  which lacks \"" << part << "\"";
 }
 #define EXPECT_HAS(message, part) EXPECT_PRED_FORMAT2(::tl::testing::has_substr, message, part)
+
+// Skips the test where oneDNN has no native kernel for precision `p` (algorithm `a` for f32),
+// saying which ISA and why: a test that cannot run here is skipped aloud, never passed.
+#define TL_SKIP_UNLESS_NATIVE(p, a)                                                      \
+  do {                                                                                   \
+    const ::tl::KernelProbe& tl_k_ = ::tl::machine().kernel(p, a);                       \
+    if (!tl_k_.native)                                                                   \
+      GTEST_SKIP() << ::tl::to_string(p) << " needs a native oneDNN kernel; oneDNN ISA " \
+                   << ::tl::machine().isa << " has none (" << tl_k_.impl << ")";         \
+  } while (0)
 
 // Runs f, which must throw tl::Error (a UsageError counts); returns the message.
 template <class F>

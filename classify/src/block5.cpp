@@ -13,6 +13,7 @@
 #include "aligned_buffer.hpp"
 #include "onednn_op.hpp"
 #include "tl/error.hpp"
+#include "tl/machine.hpp"
 
 namespace tl {
 
@@ -26,11 +27,6 @@ using detail::user_scratchpad_attr;
 const std::vector<std::string>& block5_layers() {
   static const std::vector<std::string> names{"block5_conv1", "block5_conv2", "block5_conv3"};
   return names;
-}
-
-bool bf16_supported() {
-  const auto isa = dnnl::get_effective_cpu_isa();
-  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
 }
 
 namespace {
@@ -399,10 +395,7 @@ Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   if (precision == Precision::int8) throw Error("block5: int8 training is not supported");
-  if (precision == Precision::bf16 && !bf16_supported())
-    throw Error(
-        "block5: bf16 needs a CPU with bf16 convolutions in oneDNN (AVX512_BF16 or AMX); use "
-        "f32");
+  if (precision == Precision::bf16) machine().require_training(Precision::bf16, "block5");
   m.precision = precision;
   if (in.c != kChannels || in.h < 2 || in.w < 2)
     throw Error(

@@ -12,6 +12,7 @@
 #include "tl/evaluate.hpp"
 #include "tl/feature_file_source.hpp"
 #include "tl/finetune.hpp"
+#include "tl/machine.hpp"
 #include "tl/model_file.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
@@ -50,7 +51,9 @@ fs::path extract_for_model(const PredictRunConfig& cfg, const ModelInfo& m, std:
   e.net.width = m.features.input_width;
   e.net.to = m.features.layer;
   e.net.precision = parse_precision(m.features.precision);
-  e.net.algo = parse_algo(m.features.algo);
+  // f32's algorithms agree within f32's bound of float64 (as ISAs do): this machine's
+  // default, whichever ran for the model's features (docs/FORMAT.md).
+  e.net.algo = machine().default_f32_algo();
   e.image.preprocess = parse_preprocess(m.features.preprocess);
   e.image.resize = parse_resize(m.features.resize);
   e.pool = m.features.pool;
@@ -90,6 +93,11 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
     }
   } cleanup;
   if (!cfg.images.empty()) {
+    // Refused before any file is written: a precision this CPU has no native kernel for.
+    machine().require(parse_precision(model.info.features.precision), ConvAlgo::direct,
+                      fmt::format("--images: the model '{}' was trained on features of "
+                                  "--precision",
+                                  cfg.model.string()));
     features = cleanup.p = extract_for_model(cfg, model.info, log, stop);
   }
   FeatureFileSource src({features}, cfg.memory_limit ? cfg.memory_limit : default_memory_limit());

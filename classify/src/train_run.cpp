@@ -12,6 +12,7 @@
 #include "tl/error.hpp"
 #include "tl/feature_file_source.hpp"
 #include "tl/finetune.hpp"
+#include "tl/machine.hpp"
 #include "tl/model_file.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
@@ -21,8 +22,8 @@ namespace fs = std::filesystem;
 namespace tl {
 
 std::uint64_t default_memory_limit() {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * size / 2 : 4ull << 30;
+  const std::uint64_t usable = machine().memory;
+  return usable > 0 ? usable / 2 : 4ull << 30;
 }
 
 namespace {
@@ -237,10 +238,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   log << "block5 weights: " << weights.describe() << "\n";
   if (ft.precision == Precision::int8)
     throw UsageError("--finetune-precision: int8 (accepted: f32, bf16)");
-  if (ft.precision == Precision::bf16 && !bf16_supported())
-    throw UsageError(
-        "--finetune-precision bf16: this CPU has no oneDNN bf16 convolutions (AVX512_BF16 or "
-        "AMX); use f32");
+  machine().require_training(ft.precision, "--finetune-precision");
   Block5 block5(weights, row_shape_of(meta), ft.precision);
   const Shape out = block5.output_row();
 

@@ -1,17 +1,14 @@
 // The extraction pipeline: list -> decode (parallel) -> forward -> commit (serial, in order).
 #include <fcntl.h>
 #include <omp.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <ostream>
-#include <thread>
 
 #include <fmt/format.h>
 #include <tbb/concurrent_queue.h>
@@ -24,6 +21,7 @@
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/machine.hpp"
 #include "tl/merge.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/progress.hpp"
@@ -59,6 +57,7 @@ struct Slot {
   std::vector<std::int32_t> labels, augment_index;
   std::vector<std::string> paths, failed_paths, failed_reasons;
   std::string strict_failure;  // --strict: the first image that could not be used
+  const Vgg16* net = nullptr;  // the net that computed `out`
 };
 
 // Global pooling over H and W of NHWC rows: {n, h, w, c} -> {n, c}.
@@ -91,39 +90,11 @@ void validate(const ExtractConfig& c) {
   if (c.calibrate < 1)
     throw UsageError(fmt::format("--calibrate: {} (must be at least 1)", c.calibrate));
   c.augment.validate();
-}
-
-// CPUs this process may run on (its affinity mask: cgroups, taskset, Slurm).
-int usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  const int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-  return n > 0 ? n : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-}
-
-// Memory a new allocation can get without swapping: MemAvailable, bounded by the cgroup v2
-// limit when there is one. 0 when unknown (no check then).
-double available_memory_bytes() {
-  double avail = 0;
-  std::ifstream meminfo("/proc/meminfo");
-  for (std::string key; meminfo >> key;) {
-    double kib = 0;
-    meminfo >> kib;
-    if (key == "MemAvailable:") {
-      avail = kib * 1024;
-      break;
-    }
-    meminfo.ignore(1 << 10, '\n');
-  }
-  if (avail <= 0) {
-    const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0) avail = static_cast<double>(pages) * page;
-  }
-  double max = 0, current = 0;
-  if (std::ifstream("/sys/fs/cgroup/memory.max") >> max &&
-      std::ifstream("/sys/fs/cgroup/memory.current") >> current && max > current)
-    avail = avail > 0 ? std::min(avail, max - current) : max - current;
-  return avail;
+  // A precision or algorithm this CPU has no kernel for is refused here, before any file.
+  if (c.net.precision == Precision::f32 && c.net.algo == ConvAlgo::winograd)
+    machine().require(Precision::f32, ConvAlgo::winograd, "--algo");
+  else
+    machine().require(c.net.precision, ConvAlgo::direct, "--precision");
 }
 
 class Extraction {
@@ -134,10 +105,10 @@ class Extraction {
   ExtractSummary run() {
     validate(cfg_);
     threads_ = cfg_.threads > 0 ? cfg_.threads : tbb::this_task_arena::max_concurrency();
-    if (const int cpus = usable_cpus(); threads_ > cpus) {
+    if (const int cpus = machine().cpus; threads_ > cpus) {
       log_ << fmt::format(
-          "note: --threads {} is more than the {} CPUs this process may run on: using {}\n",
-          threads_, cpus, cpus);
+          "note: --threads {} is more than the {} CPUs this process may run on ({}): using {}\n",
+          threads_, cpus, machine().cpus_source, cpus);
       threads_ = cpus;
     }
     check_memory();
@@ -175,7 +146,9 @@ class Extraction {
         "tl-extract: {} images{} -> '{}' ({} {}x{} {}, batch {}, {} threads, {})\n", end_ - begin_,
         cfg_.shard.count > 1 ? fmt::format(" (shard {}/{})", cfg_.shard.index, cfg_.shard.count)
                              : "",
-        file_.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width, to_string(cfg_.net.precision),
+        file_.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width,
+        cfg_.net.precision == Precision::f32 ? fmt::format("f32 {}", to_string(cfg_.net.algo))
+                                             : std::string(to_string(cfg_.net.precision)),
         cfg_.net.batch, threads_, to_string(cfg_.schedule));
     if (cfg_.augment.enabled()) log_ << "augmentation: " << cfg_.augment.describe() << "\n";
 
@@ -205,7 +178,7 @@ class Extraction {
     m.preprocess = std::string(to_string(cfg_.image.preprocess));
     m.resize = std::string(to_string(cfg_.image.resize));
     m.precision = std::string(to_string(cfg_.net.precision));
-    m.algo = std::string(to_string(cfg_.net.algo));
+    m.algo = "";  // what ran, recorded with the first rows (FeatureWriter::record_machine)
     m.pool = cfg_.pool;
     m.dtype = cfg_.dtype;
     m.weights = w.sha256.empty() ? w.source : fs::path(w.source).filename().string();
@@ -255,7 +228,7 @@ class Extraction {
   // Refuses a --batch whose buffers cannot fit in the memory available, before anything is
   // allocated (instead of the OOM killer mid-run), suggesting the largest batch that fits.
   void check_memory() const {
-    const double avail = available_memory_bytes();
+    const double avail = static_cast<double>(available_memory());
     if (avail <= 0) return;  // unknown: no check
     const double need = memory_needed(cfg_.net.batch);
     if (need <= avail) return;
@@ -421,6 +394,7 @@ class Extraction {
     const std::size_t in_row = static_cast<std::size_t>(cfg_.net.height) * cfg_.net.width * 3;
     const auto out_row = static_cast<std::size_t>(net->output_shape().per_image());
     const std::size_t batch = static_cast<std::size_t>(cfg_.net.batch);
+    s.net = net.get();
     for (std::size_t r = 0; r < s.rows; r += batch)
       net->forward(&s.images[r * in_row], static_cast<int>(std::min(batch, s.rows - r)),
                    &s.out[r * out_row]);
@@ -430,6 +404,15 @@ class Extraction {
 
   void commit(Slot& s, FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
     const std::size_t entries = s.decoded + s.failed_paths.size();  // < count at a strict stop
+    if (s.net && !machine_recorded_) {  // the machine, before its first rows are committed
+      machine_recorded_ = true;
+      const std::string algo(to_string(s.net->algo_used()));
+      if (w.record_machine(machine().isa, algo, s.net->describe()))
+        progress.note(fmt::format(
+            "'{}' now holds rows computed on oneDNN ISAs {} with algorithms {}: such rows may "
+            "differ in the last bits (within f32's bound; docs/FORMAT.md)",
+            file_.string(), w.meta().cpu_isa, w.meta().algo));
+    }
     for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
       progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
     w.commit({.features = cfg_.pool == "none" ? s.out.data() : s.pooled.data(),
@@ -521,6 +504,7 @@ class Extraction {
   std::unique_ptr<Vgg16> shared_net_;                             // shared-net
   tbb::enumerable_thread_specific<std::unique_ptr<Vgg16>> nets_;  // net-per-thread
   std::atomic<bool> halted_{false};  // set by the serial sink, read by the decoders
+  bool machine_recorded_ = false;    // the sink has recorded this machine in the file
 };
 
 }  // namespace

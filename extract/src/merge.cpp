@@ -236,6 +236,15 @@ ShardSet check_shard_folder(const fs::path& folder) {
     m.created = std::min(m.created, s.created);
   }
   m.complete = true;
+  m.cpu_isa = m.algo = m.implementations = "";
+  for (std::size_t k = 0; k < set.metas.size(); ++k) {
+    const FeatureMeta& s = set.metas[k];
+    m.cpu_isa = join_distinct(m.cpu_isa, s.cpu_isa.empty() ? "unrecorded" : s.cpu_isa);
+    m.algo = join_distinct(m.algo, s.algo.empty() ? "unrecorded" : s.algo);
+    m.implementations +=
+        fmt::format("shard {}/{} on {}:\n{}", k, set.metas.size(),
+                    s.cpu_isa.empty() ? "unrecorded" : s.cpu_isa, s.implementations);
+  }
   return set;
 }
 
@@ -348,6 +357,11 @@ MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
         fmt::format("--output: '{}' exists (--overwrite replaces it)", cfg.output.string()));
   const ShardSet set = check_shard_folder(cfg.shards);
   const FeatureMeta& m = set.merged;
+  if (m.cpu_isa.find(',') != std::string::npos || m.algo.find(',') != std::string::npos)
+    log << fmt::format(
+        "note: the shards were computed on oneDNN ISAs {} with f32 algorithms {}: their rows "
+        "may differ in the last bits (within f32's bound of float64; docs/FORMAT.md)\n",
+        m.cpu_isa, m.algo);
   const fs::path part = partial_path_of(cfg.output);
   fs::remove(part, ec);
   {

@@ -117,6 +117,8 @@ void write_meta(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("entries_total", m.entries_total);
   f.write_attr("tool_version", m.tool_version);
   f.write_attr("created", m.created);
+  f.write_attr("cpu_isa", m.cpu_isa);
+  f.write_attr("onednn_implementations", m.implementations);
   if (m.calibration) write_calibration(f, *m.calibration);
   if (m.augment.enabled()) write_augment(f, m.augment);
 }
@@ -165,7 +167,10 @@ std::string FeatureMeta::difference(const FeatureMeta& o) const {
            diff("preprocess", preprocess, o.preprocess),
            diff("resize", resize, o.resize),
            diff("precision", precision, o.precision),
-           diff("algo", algo, o.algo),
+           // Not algo: f32's algorithms, like ISAs, differ only within f32's bound of float64
+           // (1e-5 of the scale); the default depends on the node (Winograd where oneDNN has
+           // it), and one command must resume and merge on every node of a mixed cluster.
+           // record_machine() keeps every algorithm and ISA that computed rows.
            diff("pool", pool, o.pool),
            diff("dtype", dtype, o.dtype),
            diff("shard", fmt::format("{}/{}", shard_index, shard_count),
@@ -212,6 +217,8 @@ FeatureMeta read_feature_meta(const h5::File& f) {
   m.complete = i("complete") != 0;
   m.tool_version = s("tool_version");
   m.created = s("created");
+  if (f.has_attr("cpu_isa")) m.cpu_isa = s("cpu_isa");
+  if (f.has_attr("onednn_implementations")) m.implementations = s("onednn_implementations");
   m.classes = f.open_dataset("classes").read<std::string>();
   if (auto c = read_calibration_attrs(f)) m.calibration = std::make_shared<Int8Calibration>(*c);
   m.augment = read_augment(f);
@@ -369,6 +376,34 @@ FeatureWriter FeatureWriter::resume(const fs::path& path, const FeatureMeta& wan
     throw Error(fmt::format("'{}': augmented rows but no /augment_index", path.string()));
   impl->failed.set_extent({static_cast<hsize_t>(m.failed_count), 2});
   return FeatureWriter(std::move(impl));
+}
+
+std::string join_distinct(const std::string& list, const std::string& item) {
+  if (list.empty()) return item;
+  std::string_view rest(list);
+  for (;;) {
+    const auto comma = rest.find(", ");
+    if (rest.substr(0, comma) == item) return list;
+    if (comma == std::string_view::npos) return list + ", " + item;
+    rest.remove_prefix(comma + 2);
+  }
+}
+
+bool FeatureWriter::record_machine(const std::string& cpu_isa, const std::string& algo,
+                                   const std::string& impls) {
+  auto& m = impl_->meta;
+  if (m.cpu_isa.empty() && m.rows_done == 0) {
+    m.implementations = impls;
+  } else if (m.implementations.find(impls) == std::string::npos) {  // another machine
+    m.implementations +=
+        fmt::format("from row {}, on {} ({}):\n{}", m.rows_done, cpu_isa, algo, impls);
+  }
+  m.cpu_isa = join_distinct(m.cpu_isa, cpu_isa);
+  m.algo = join_distinct(m.algo, algo);
+  impl_->file.write_attr("cpu_isa", m.cpu_isa);
+  impl_->file.write_attr("algo", m.algo);
+  impl_->file.write_attr("onednn_implementations", m.implementations);
+  return m.cpu_isa.find(',') != std::string::npos || m.algo.find(',') != std::string::npos;
 }
 
 void FeatureWriter::commit(const FeatureBatch& b) {

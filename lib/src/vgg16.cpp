@@ -14,6 +14,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tl/error.hpp"
+#include "tl/machine.hpp"
 
 namespace tl {
 
@@ -78,30 +79,6 @@ struct Buffer {
 // {N, C, H, W} dims for oneDNN (which orders logical dims NCHW whatever the layout).
 memory::dims nchw(const Shape& s) {
   return {s.n, s.c, s.h, s.w};
-}
-
-std::string isa_name(dnnl::cpu_isa isa) {
-  using dnnl::cpu_isa;
-  switch (isa) {
-    case cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    case cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case cpu_isa::avx512_core:
-      return "avx512_core";
-    case cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case cpu_isa::avx2:
-      return "avx2";
-    case cpu_isa::avx:
-      return "avx";
-    case cpu_isa::sse41:
-      return "sse41";
-    default:
-      return "other";
-  }
 }
 
 }  // namespace
@@ -196,13 +173,13 @@ class Builder {
       throw UsageError("precision int8 needs a calibration (tl-extract --calibrate N)");
     return *m_.cfg.calibration;
   }
-  // u8 scale of a layer's output: q = x * 255 / max.
+  // u8 scale of a layer's output: q = x * u8_max() / max.
   float output_scale(std::string_view layer) const {
     const auto& o = calibration().outputs;
     const auto it = o.find(std::string(layer));
     if (it == o.end())
       throw Error(fmt::format("int8 calibration has no range for layer {}", layer));
-    return it->second > 0 ? 255.f / it->second : 1.f;
+    return it->second > 0 ? u8_max() / it->second : 1.f;
   }
   // Scale of the net's input: s8 (|x| <= 127) for images, u8 for post-ReLU features.
   float input_scale() const {
@@ -210,8 +187,18 @@ class Builder {
     if (c.from != m_.cfg.from)
       throw Error(fmt::format("int8 calibration was measured from '{}', the net starts at '{}'",
                               c.from, m_.cfg.from));
-    const float range = layer_index(m_.cfg.from) < 0 ? 127.f : 255.f;
+    const float range = layer_index(m_.cfg.from) < 0 ? 127.f : u8_max();
     return c.input > 0 ? range / c.input : 1.f;
+  }
+  // The largest u8 activation.
+  static float u8_max() { return 255.f; }
+  // The largest s8 weight of a layer. Without VNNI oneDNN multiplies u8 x s8 pairs into s16
+  // sums that saturate (vpmaddubsw: 2 x 255 x 127 > 32767), which doubled int8's error;
+  // 7-bit weights (2 x 255 x 63 < 32767) cannot saturate. s8 images need nothing: oneDNN
+  // shifts them to u8 and halves the weights itself. Measured against 7-bit activations
+  // (tests/test_vgg16.cpp, kInt8Bounds): 7-bit weights lose less.
+  static float s8_weight_max(bool u8_src) {
+    return u8_src && machine().int8_seven_bit_weights() ? 63.f : 127.f;
   }
   Loc other() const { return cur_ == Loc::act0 ? Loc::act1 : Loc::act0; }
 
@@ -251,7 +238,7 @@ class Builder {
         float mx = 0;
         for (size_t k = o; k < w.kernel.size(); k += l.cout)
           mx = std::max(mx, std::abs(w.kernel[k]));
-        wei_scale[o] = mx > 0 ? 127.f / mx : 1.f;
+        wei_scale[o] = mx > 0 ? s8_weight_max(act_type() == dt::u8) / mx : 1.f;
       }
       const float out_scale = output_scale(l.name);
       for (int o = 0; o < l.cout; ++o) out_scales.push_back(out_scale / (in_scale * wei_scale[o]));
@@ -388,6 +375,12 @@ class Builder {
 Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = config;
+  // What this CPU has no native kernel for is refused (UsageError naming the ISA), never run on
+  // oneDNN's reference code or swapped for another algorithm in silence.
+  if (config.precision == Precision::f32 && config.algo == ConvAlgo::winograd)
+    machine().require(Precision::f32, ConvAlgo::winograd, "--algo");
+  else
+    machine().require(config.precision, ConvAlgo::direct, "--precision");
   const int first = layer_index(config.from) + 1;
   const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
   impl_->in_shape = {config.batch, config.height, config.width, cin};
@@ -435,6 +428,12 @@ std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
   const double bytes = 2 * largest * act_elem +
                        4.0 * (in.elems_double() + shapes.back().elems_double()) + 4.0 * weights;
   return bytes >= static_cast<double>(SIZE_MAX) ? SIZE_MAX : static_cast<std::size_t>(bytes);
+}
+
+ConvAlgo Vgg16::algo_used() const {
+  for (const auto& i : impl_->impls)
+    if (i.find("wino") != std::string::npos) return ConvAlgo::winograd;
+  return ConvAlgo::direct;
 }
 
 std::string Vgg16::describe() const {
@@ -509,13 +508,6 @@ Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg
     }
   }
   return c;
-}
-
-std::string runtime_info() {
-  const dnnl_version_t* v = dnnl_version();
-  return fmt::format("oneDNN {}.{}.{} (cpu runtime {}), CPU ISA {}", v->major, v->minor, v->patch,
-                     v->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other",
-                     isa_name(dnnl::get_effective_cpu_isa()));
 }
 
 }  // namespace tl

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/machine.hpp"
 
 namespace tl::cli {
 
@@ -52,7 +53,7 @@ bool Parser::parse() {
       return false;
     }
     if (vm_.count("version")) {
-      std::cout << info_.name << " (tlkit) " << TL_VERSION << "\n" << runtime_info() << "\n";
+      std::cout << info_.name << " (tlkit) " << TL_VERSION << "\n" << machine().describe();
       return false;
     }
     po::notify(vm_);
@@ -106,12 +107,13 @@ po::options_description NetOptions::options() {
                           "VGG16 layer whose output is used (block1_conv1 ... block5_pool)")(
       "size", po::value(&size)->default_value(size)->value_name("N|HxW"),
       "network input size (at least 32x32)")(
-      "precision", po::value(&precision)->default_value(precision)->value_name("f32|bf16|int8"),
-      "compute precision")(
-      "algo", po::value(&algo)->default_value(algo)->value_name("direct|winograd|auto"),
-      "f32 convolution algorithm")("threads",
-                                   po::value(&threads)->default_value(threads)->value_name("N"),
-                                   "threads (0 = all cores)");
+      "precision",
+      po::value(&precision)->default_value(precision)->value_name("f32|bf16|int8|auto"),
+      "compute precision; auto: the fastest this CPU runs natively (see --version)")(
+      "algo", po::value(&algo)->value_name("direct|winograd|auto"),
+      "f32 convolution algorithm (default: winograd where oneDNN has it, i.e. AVX-512; "
+      "direct elsewhere)")("threads", po::value(&threads)->default_value(threads)->value_name("N"),
+                           "threads (0 = all cores)");
   return g;
 }
 
@@ -124,13 +126,36 @@ NetConfig NetOptions::config(int batch) const {
     return s;
   });
   if (c.to == kInputLayer) throw UsageError("--layer: 'input' is not a network layer");
-  c.precision = parse_option("--precision", precision, [](auto& s) { return parse_precision(s); });
-  c.algo = parse_option("--algo", algo, [](auto& s) { return parse_algo(s); });
+  const Machine& m = machine();
+  c.precision = precision == "auto" ? m.fastest_precision()
+                                    : parse_option("--precision", precision,
+                                                   [](auto& s) { return parse_precision(s); });
+  c.algo = algo.empty() ? m.default_f32_algo()
+                        : parse_option("--algo", algo, [](auto& s) { return parse_algo(s); });
+  // Refused here, before any file is opened: what this CPU has no native kernel for.
+  if (c.precision == Precision::f32 && c.algo == ConvAlgo::winograd)
+    m.require(Precision::f32, ConvAlgo::winograd, "--algo");
+  else
+    m.require(c.precision, ConvAlgo::direct, "--precision");
   parse_option("--size", size, [&](const std::string&) {  // size errors up front
     return infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);
   });
   if (threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", threads));
   return c;
+}
+
+std::string NetOptions::choice(const NetConfig& c) const {
+  const Machine& m = machine();
+  std::string s;
+  if (precision == "auto")
+    s += fmt::format("--precision auto: {} (the fastest native precision on oneDNN ISA {})\n",
+                     to_string(c.precision), m.isa);
+  if (c.precision == Precision::f32 && algo.empty())
+    s += c.algo == ConvAlgo::winograd
+             ? fmt::format("f32 convolutions: winograd (oneDNN {})\n", m.f32_winograd.impl)
+             : fmt::format("f32 convolutions: direct (oneDNN has no f32 Winograd on ISA {})\n",
+                           m.isa);
+  return s;
 }
 
 po::options_description ImageOptionsCli::options() {
@@ -255,18 +280,6 @@ const std::atomic<bool>& stop_on_signals() {
   return g_stop;
 }
 
-int default_threads() {
-  // The CPUs this process may run on (a Slurm or taskset allocation), not the whole node.
-  cpu_set_t set;
-  int n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-  if (n <= 0) n = static_cast<int>(std::thread::hardware_concurrency());
-  if (const char* slurm = std::getenv("SLURM_CPUS_PER_TASK")) {
-    const int k = std::atoi(slurm);
-    if (k > 0 && k < n) n = k;
-  }
-  return std::max(n, 1);
-}
-
 int set_threads(int threads) {
   // The network runs on a oneTBB thread; with OpenMP thread binding its OpenMP team ends up on
   // too few cores (16-core server, tl-extract: f32 8.4x, bf16 3.7x, int8 10.9x slower;
@@ -278,7 +291,8 @@ int set_threads(int threads) {
         "too few cores (measured 4-11x slower on 16 cores); unset OMP_PROC_BIND (a CPU mask, "
         "e.g. Slurm's --cpu-bind or taskset, is fine)\n",
         bind);
-  const int n = threads > 0 ? threads : default_threads();
+  // 0: the CPUs this process may use (affinity, Slurm, cgroup quota), not the whole node.
+  const int n = threads > 0 ? threads : machine().cpus;
   omp_set_num_threads(n);
   // TBB's limit lives as long as this object: for the rest of the tool's run.
   static std::optional<tbb::global_control> tbb_limit;

@@ -83,12 +83,16 @@ struct NetOptions {
   std::string weights;  // "" = Keras cache
   std::string layer = "block5_pool";
   std::string size = "224";
-  std::string precision = "f32";
-  std::string algo = "winograd";  // within the f32 bound at 224x224, about 2x direct (issue 6)
+  std::string precision = "f32";  // or auto: Machine::fastest_precision()
+  std::string algo;               // "": Machine::default_f32_algo() (Winograd: about 2x direct)
   int threads = 0;                // 0 = all cores
   po::options_description options();
-  // Validated config for `batch` (throws UsageError naming the option).
+  // Validated config for `batch`, auto choices resolved (throws UsageError naming the option,
+  // also for a precision or algorithm this CPU has no native kernel for).
   NetConfig config(int batch) const;
+  // The choices made for the user in `c` (auto precision, default algorithm), one per line;
+  // "" when none. The tools print it once.
+  std::string choice(const NetConfig& c) const;
 };
 
 // Image options shared by tl-extract and tl-predict.
@@ -122,9 +126,8 @@ inline constexpr int kExitInterrupted = 130;
 // between batches and stops cleanly).
 const std::atomic<bool>& stop_on_signals();
 
-// The CPUs this process may use: its affinity mask, capped by SLURM_CPUS_PER_TASK.
-int default_threads();
-// Sets oneDNN's (OpenMP) and oneTBB's thread counts for this process; 0 = default_threads().
+// Sets oneDNN's (OpenMP) and oneTBB's thread counts for this process; 0 = the CPUs this
+// process may use (tl::machine().cpus).
 // Returns the count in force.
 int set_threads(int threads);
 

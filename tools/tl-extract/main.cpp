@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     cfg.threads = net.threads;
     if (batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", batch));
     cfg.net = net.config(batch);
+    std::cerr << net.choice(cfg.net);
     cfg.image = img.image(cfg.net.height, cfg.net.width);
     cfg.augment = aug.config();
     if (preview) {

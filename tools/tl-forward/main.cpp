@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "tl/machine.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
 
@@ -46,9 +47,10 @@ int main(int argc, char** argv) {
     if (iters < 1) throw tl::UsageError("--iters: must be at least 1");
     const int threads = tl::cli::set_threads(net.threads);
     const tl::NetConfig cfg = net.config(batch);
+    std::cerr << net.choice(cfg);
     const tl::Vgg16Weights w = tl::load_weights(net.weights);
     std::cerr << "weights: " << w.describe() << "\n"
-              << tl::runtime_info() << ", " << threads << " threads\n";
+              << tl::machine().summary() << ", " << threads << " threads\n";
     tl::NetConfig run_cfg = cfg;
     std::vector<float> x;
     if (cfg.precision == tl::Precision::int8) {  // ranges from the generated batch itself

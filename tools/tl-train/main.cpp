@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "tl/machine.hpp"
 #include "tl/train_run.hpp"
 
 int main(int argc, char** argv) {
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
       throw tl::UsageError(
           fmt::format("--finetune-precision: '{}' (accepted: f32, bf16)", ft_precision));
     ft.precision = tl::parse_precision(ft_precision);
+    if (ft.enabled) tl::machine().require_training(ft.precision, "--finetune-precision");
     if (ft.epochs < 0)
       throw tl::UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
     // Checked before any feature file is read, naming the option.

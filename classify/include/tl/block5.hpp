@@ -37,7 +37,6 @@ inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
 // built for inference always run f32.
 // Whether this CPU has oneDNN bf16 convolutions (AVX512_BF16 or AMX); false when oneDNN only
 // emulates bf16 or has none.
-bool bf16_supported();
 
 // 3x3 convolution, stride 1, pad 1, bias, optional ReLU (a post-op; its backward is oneDNN's
 // eltwise backward from the output). src/dst NHWC f32; kernel HWIO [3][3][cin][cout].

@@ -34,11 +34,12 @@ struct FeatureMeta {
   // What produced the features.
   std::string layer = "block5_pool";
   int input_height = 224, input_width = 224;
-  std::string preprocess = "caffe", resize = "nearest", precision = "f32", algo = "direct";
-  std::string pool = "none";   // none | avg | max (global pooling over H and W)
-  std::string dtype = "f32";   // storage: f32 | f16
-  std::string weights;         // file name or random:SEED
-  std::string weights_sha256;  // "" for random weights
+  std::string preprocess = "caffe", resize = "nearest", precision = "f32";
+  std::string algo = "direct";  // what ran ("direct, winograd" when rows come from both)
+  std::string pool = "none";    // none | avg | max (global pooling over H and W)
+  std::string dtype = "f32";    // storage: f32 | f16
+  std::string weights;          // file name or random:SEED
+  std::string weights_sha256;   // "" for random weights
   bool weights_pretrained = false;
   std::vector<std::int64_t> feature_shape;  // one row: {H, W, C} or {C}
   // What was read.
@@ -51,6 +52,11 @@ struct FeatureMeta {
   std::shared_ptr<const Int8Calibration> calibration;
   // --augment K and its ranges (attributes augment_*): each image gives 1 + K rows.
   AugmentOptions augment;
+  // The machine the rows were computed on (attributes cpu_isa, onednn_implementations; ignored
+  // when comparing: a run may resume, and shards may be merged, across ISAs). oneDNN's ISA
+  // ("avx2"; "avx2, avx512_core_amx" when rows come from several) and each layer's oneDNN
+  // implementation. Empty in files of tlkit before 0.2.
+  std::string cpu_isa, implementations;
   // Progress (written by the writer; ignored when comparing).
   std::int64_t entries_done = 0, rows_done = 0, failed_count = 0;
   bool complete = false;
@@ -89,6 +95,12 @@ class FeatureWriter {
   // Appends the batch, updates the progress attributes, then flushes: after commit() returns,
   // a SIGKILL leaves a file that holds exactly these rows.
   void commit(const FeatureBatch& batch);
+  // Records the machine that computes the next rows: oneDNN's ISA, the f32 algorithm and
+  // each layer's implementation. On a file resumed elsewhere both are kept ("avx2,
+  // avx512_core_amx"; "direct, winograd"). Returns true when the file now names more than one
+  // ISA or algorithm. Written with the next commit.
+  bool record_machine(const std::string& cpu_isa, const std::string& algo,
+                      const std::string& implementations);
   // Marks the file complete, flushes, closes and fsyncs it.
   void finish();
 
@@ -122,6 +134,9 @@ class FeatureReader {
   h5::Dataset features_;
   FeatureMeta meta_;
 };
+
+// "a, b" + "c" -> "a, b, c"; unchanged when the item is already listed.
+std::string join_distinct(const std::string& list, const std::string& item);
 
 // Reads a file's metadata (throws Error naming the file when it is not a tlkit feature file).
 FeatureMeta read_feature_meta(const h5::File& file);

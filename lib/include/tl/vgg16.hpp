@@ -17,20 +17,11 @@
 #include <string>
 #include <string_view>
 
+#include "tl/precision.hpp"
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
 
 namespace tl {
-
-enum class Precision { f32, bf16, int8 };
-// direct: oneDNN's direct convolution; winograd: F(4x4,3x3) (f32 only, where oneDNN has it);
-// auto: let oneDNN choose (convolution_auto).
-enum class ConvAlgo { direct, winograd, automatic };
-
-Precision parse_precision(std::string_view s);  // UsageError naming the accepted values
-ConvAlgo parse_algo(std::string_view s);
-std::string_view to_string(Precision p);
-std::string_view to_string(ConvAlgo a);
 
 // Activation ranges for int8 (u8 activations, s8 weights with per-output-channel scales):
 // the largest |value| of the net's input and the largest value of each layer's output,
@@ -57,7 +48,8 @@ struct NetConfig {
 
 class Vgg16 {
  public:
-  // Throws UsageError for bad layer names or sizes, Error when a layer's weights are missing
+  // Throws UsageError for bad layer names or sizes, for a precision or algorithm with no
+  // native oneDNN kernel on this CPU (tl::machine()), Error when a layer's weights are missing
   // or oneDNN cannot build a primitive (the message names the layer).
   Vgg16(const Vgg16Weights& weights, const NetConfig& config);
   ~Vgg16();
@@ -85,6 +77,9 @@ class Vgg16 {
   static std::size_t estimate_bytes(const NetConfig& config);
   // The oneDNN implementation chosen for each layer, e.g. "block1_conv1: brgconv:avx512_core".
   std::string describe() const;
+  // The convolution algorithm that runs: winograd when some layer runs oneDNN's Winograd
+  // (never the first: 3 input channels), else direct (always for bf16 and int8).
+  ConvAlgo algo_used() const;
 
   struct Impl;  // defined in vgg16.cpp
 
@@ -96,8 +91,5 @@ class Vgg16 {
 // `n` preprocessed images (NHWC, as Vgg16::forward takes them), cfg.batch at a time.
 Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
                                const float* images, int n);
-
-// What the library will run on: oneDNN version, effective CPU ISA.
-std::string runtime_info();
 
 }  // namespace tl
