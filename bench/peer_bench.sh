@@ -33,15 +33,32 @@ echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 echo "# $("$build/tools/tl-forward" --threads "$threads" --version | tail -1)"
 echo "# $threads threads, batch $batch, $n JPEGs of $(ls "$images" | head -1)"
 
-fma=$(OMP_NUM_THREADS=$threads "$build/bench/bench_vgg16" --benchmark_filter='^FmaPeak' 2>/dev/null |
+# FMA_ISA=0: AVX2+FMA, 1: AVX-512 (default: AVX-512 where the CPU has it).
+fma_isa=${FMA_ISA:-$(grep -qw avx512f /proc/cpuinfo && echo 1 || echo 0)}
+fma=$(OMP_NUM_THREADS=$threads "$build/bench/bench_vgg16" --benchmark_filter="^FmaPeak/$fma_isa/" 2>/dev/null |
         grep -o 'GFLOP/s=[0-9.]*[kMG]*' | head -1 | cut -d= -f2 | sed 's/k$/e3/' | awk '{printf "%.0f", $1}')
-echo "# AVX-512 FMA peak at $threads threads: $fma GFLOP/s"
+echo "# FMA peak at $threads threads (the widest this CPU has): $fma GFLOP/s"
 
-while read -r line; do
-  echo "# $line"
-  if [[ $line == peer* ]]; then r[$(echo "$line" | cut -d' ' -f2)]=${line##*img_per_s=}; fi
-done < <("$PYTHON" "$here/torch_vgg16.py" --threads "$threads" --batch "$batch" \
-           --iters "${PEER_ITERS:-3}" 2>&1)
+# ONNX Runtime: npm's onnxruntime-node when ORT_NODE_DIR holds it (`npm install
+# --ignore-scripts onnxruntime-node` there), else Python's onnxruntime where installed.
+peers=f32_nchw,f32_cl,bf16_cl,onnx_f32
+export_args=()
+if [[ -n ${ORT_NODE_DIR:-} && -d $ORT_NODE_DIR/node_modules/onnxruntime-node ]]; then
+  peers=f32_nchw,f32_cl,bf16_cl
+  export_args=(--export-onnx "$work/vgg16.onnx")
+fi
+collect() {
+  while read -r line; do
+    echo "# $line"
+    if [[ $line == peer* ]]; then r[$(echo "$line" | cut -d' ' -f2)]=${line##*img_per_s=}; fi
+  done
+}
+collect < <("$PYTHON" "$here/torch_vgg16.py" --threads "$threads" --batch "$batch" \
+              --iters "${PEER_ITERS:-3}" --peers "$peers" "${export_args[@]}" 2>&1)
+if [[ ${#export_args[@]} -gt 0 ]]; then
+  collect < <(NODE_PATH="$ORT_NODE_DIR/node_modules" node "$here/ort_vgg16.cjs" "$work/vgg16.onnx" \
+                "$threads" "$batch" "${PEER_ITERS:-3}" 2>&1)
+fi
 
 calib=()
 for cfg in ${TL_CONFIGS:-f32:direct f32:winograd bf16:direct int8:direct}; do

@@ -8,6 +8,7 @@ Runtime f32 where it is installed. Prints one line per peer:
     peer <name> threads=<T> batch=<B> img_per_s=<rate>
 
 Usage: torch_vgg16.py --threads T [--batch B] [--iters N] [--size S] [--peers a,b,...]
+                      [--export-onnx PATH]
 """
 import argparse
 import copy
@@ -63,11 +64,7 @@ def torch_peer(model, name, batch, size, iters):
         return time_it(m, x, iters)
 
 
-def onnx_peer(model, threads, batch, size, iters):
-    import numpy as np
-    import onnxruntime as ort
-
-    path = os.path.join(tempfile.mkdtemp(), "vgg16_features.onnx")
+def export_onnx(model, path, batch, size):
     x = torch.rand(batch, 3, size, size)
     args = dict(input_names=["x"], output_names=["y"], opset_version=13)
     try:  # torch >= 2.9 defaults to the dynamo exporter; the TorchScript one is quicker here
@@ -75,6 +72,15 @@ def onnx_peer(model, threads, batch, size, iters):
         torch.onnx.export(model, x, path, dynamo=False, **args)
     except TypeError:  # torch < 2.5: no dynamo argument
         torch.onnx.export(model, x, path, **args)
+    return x
+
+
+def onnx_peer(model, threads, batch, size, iters):
+    import numpy as np
+    import onnxruntime as ort
+
+    path = os.path.join(tempfile.mkdtemp(), "vgg16_features.onnx")
+    x = export_onnx(model, path, batch, size)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
@@ -91,11 +97,15 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--peers", default="f32_nchw,f32_cl,bf16_cl,onnx_f32")
+    ap.add_argument("--export-onnx", metavar="PATH",
+                    help="write the f32 model as ONNX (input x, NCHW; for bench/ort_vgg16.cjs)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     model, origin = vgg16_features()
     model.eval()
+    if a.export_onnx:
+        export_onnx(model, a.export_onnx, a.batch, a.size)
     print(f"# torch {torch.__version__} ({origin}), mkldnn {torch.backends.mkldnn.is_available()}, "
           f"{torch.get_num_threads()} threads", flush=True)
     for name in a.peers.split(","):
