@@ -2,7 +2,7 @@
 # Accuracy of the fast paths on the demo data (issue 6): features of the same images in f32,
 # bf16 and int8, their error against f32, and held-out accuracy of a head trained on f32 and
 # evaluated on each, and of a head trained and evaluated on each.
-#   bench/precision_accuracy.sh [BUILD_DIR] [WORK_DIR] [WEIGHTS]
+#   [PRECISIONS="f32 int8"] bench/precision_accuracy.sh [BUILD_DIR] [WORK_DIR] [WEIGHTS]
 set -euo pipefail
 build=${1:-build}
 work=${2:-$(mktemp -d)}
@@ -10,7 +10,7 @@ weights=${3:-random:1}
 size=64
 mkdir -p "$work"
 [ -d "$work/data/train" ] || "$build/data/tl-demo-data" --output "$work/data" >/dev/null
-for p in f32 bf16 int8; do
+for p in ${PRECISIONS:-f32 bf16 int8}; do
   for split in train test; do
     [ -f "$work/$split-$p.h5" ] || "$build/tools/tl-extract" --images "$work/data/$split" \
       --output "$work/$split-$p.h5" --weights "$weights" --size $size --precision "$p" \
@@ -26,7 +26,7 @@ acc() {  # model features -> held-out accuracy
 }
 echo "weights $weights, ${size}x${size}, block5_pool, 4000 train / 1000 held-out Fashion-MNIST"
 printf '%-6s %22s %26s %28s\n' precision feature_error_vs_f32 f32_head_on_these_features head_trained_on_these
-for p in f32 bf16 int8; do
+for p in ${PRECISIONS:-f32 bf16 int8}; do
   err=$(/usr/bin/python3 - "$work/test-f32.h5" "$work/test-$p.h5" <<'PY'
 import sys, h5py, numpy as np
 a = h5py.File(sys.argv[1], "r")["features"][:]; b = h5py.File(sys.argv[2], "r")["features"][:]

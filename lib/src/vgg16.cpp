@@ -483,6 +483,9 @@ Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg
     NetConfig one = cfg;
     one.batch = batch;
     one.precision = Precision::f32;
+    // --algo is an f32 choice the int8 net ignores: the ranges are measured with it where
+    // oneDNN has it (as before), with direct convolutions elsewhere.
+    if (!machine().runs(Precision::f32, one.algo)) one.algo = ConvAlgo::direct;
     one.calibration = nullptr;
     one.from = prev;
     one.to = std::string(vgg16_layers()[i].name);

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
     if (cfg.precision == tl::Precision::int8) {  // ranges from the generated batch itself
       tl::NetConfig f32 = cfg;
       f32.precision = tl::Precision::f32;
+      if (!tl::machine().runs(tl::Precision::f32, f32.algo)) f32.algo = tl::ConvAlgo::direct;
       x = generated_batch(tl::Vgg16(w, f32).input_shape());
       run_cfg.calibration =
           std::make_shared<tl::Int8Calibration>(tl::calibrate_int8(w, f32, x.data(), batch));
