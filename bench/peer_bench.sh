@@ -30,7 +30,7 @@ images=${TL_IMAGES:-$work/jpg}
 rate() { grep -o '[0-9.]* img/s\|^[0-9.]* images/s' | head -1 | cut -d' ' -f1; }
 declare -A r
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# $("$build/tools/tl-forward" --threads "$threads" --version | tail -1)"
+echo "# $("$build/tools/tl-forward" --version | grep -E "^(oneDNN ISA|CPU:)" | tr "\n" " ")"
 echo "# $threads threads, batch $batch, $n JPEGs of $(ls "$images" | head -1)"
 
 # FMA_ISA=0: AVX2+FMA, 1: AVX-512 (default: AVX-512 where the CPU has it).

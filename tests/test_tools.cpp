@@ -244,8 +244,9 @@ TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
   auto_args.insert(auto_args.end(), {"--precision", "auto"});
   const ToolRun a = run_tool("tl-extract", auto_args);
   EXPECT_EQ(a.code, 0) << a.out;
-  EXPECT_HAS(a.out, "--precision auto: int8");
-  EXPECT_EQ(FeatureReader(d / "auto.h5").meta().precision, "int8");
+  // int8 without VNNI costs the demo head 4 points: auto is f32 on AVX2 (bench/RESULTS.md).
+  EXPECT_HAS(a.out, "--precision auto: f32");
+  EXPECT_EQ(FeatureReader(d / "auto.h5").meta().precision, "f32");
 }
 
 // ---- usage errors: exit 2 naming the option ---------------------------------------------------

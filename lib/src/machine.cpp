@@ -361,7 +361,7 @@ ConvAlgo Machine::default_f32_algo() const {
 }
 
 Precision Machine::fastest_precision() const {
-  if (int8.native) return Precision::int8;
+  if (int8.native && vnni) return Precision::int8;
   const auto colon = bf16.impl.find(':');
   const bool bf16_instructions =  // not avx512_core's emulation of bf16
       colon != std::string::npos && (bf16.impl.find("bf16", colon) != std::string::npos ||

@@ -50,10 +50,11 @@ struct Machine {
   void require_training(Precision p, std::string_view option) const;
   // The f32 default: Winograd where oneDNN has it (AVX-512), direct elsewhere.
   ConvAlgo default_f32_algo() const;
-  // --precision auto: the fastest precision with a native kernel here whose error stays within
-  // its bound: int8 wherever oneDNN has int8 kernels (measured 1.9x f32 even on AVX2, whose
-  // int8 has no VNNI), else bf16 where the CPU has bf16 instructions (avx512_core's emulated
-  // bf16 is slower than f32), else f32. bench/RESULTS.md has the measurements.
+  // --precision auto: the fastest precision with a native kernel here whose cost stays
+  // small: int8 where it runs on VNNI or AMX (demo head -0.8 points), else bf16 where the CPU
+  // has bf16 instructions (avx512_core's emulated bf16 is 5x slower than f32), else f32.
+  // int8 without VNNI is 1.9x f32 on AVX2 but cost the demo head 4 points (7-bit weights),
+  // so auto leaves it to an explicit --precision int8 (bench/RESULTS.md).
   Precision fastest_precision() const;
   // int8 without VNNI multiplies u8 x s8 pairs into saturating s16 sums (vpmaddubsw):
   // weights are then quantised to 7 bits (-63..63) so that no pair can saturate.
