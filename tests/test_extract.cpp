@@ -463,6 +463,38 @@ TEST(ExtractErrors, SecondWriterIsRefusedNamingTheFirst) {
   EXPECT_FALSE(fs::exists(d / "out.h5"));
 }
 
+// Issue 15, item 1: the lock meets the output by any name. A run in progress on a.h5 (its lock
+// held here) refuses a second run whose --output is a symlink or a hard link to a.h5; before
+// the fix both wrote, and /paths held another run's strings.
+TEST(ExtractErrors, SymlinkOrHardLinkToAnOutputInProgressIsRefused) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a"}, 3);
+  const auto cfg = small_config(d / "imgs", d / "a.h5");
+  std::atomic<bool> stop{true};
+  std::ostringstream log;
+  run_extract(cfg, log, &stop);  // an unfinished a.h5, as a killed run leaves it
+  ASSERT_TRUE(fs::exists(d / "a.h5"));
+  fs::create_symlink("a.h5", d / "link.h5");
+  fs::create_hard_link(d / "a.h5", d / "hard.h5");
+  EXPECT_EQ(resolve_output_path(d / "link.h5"), resolve_output_path(d / "a.h5"));
+  {
+    OutputLock first(d / "a.h5");  // the first run, still writing
+    for (const char* alias : {"link.h5", "hard.h5"}) {
+      auto other = cfg;
+      other.output = d / alias;
+      other.net.batch = 7;
+      EXPECT_HAS(testing::error_of([&] { run(other); }), "being written by another process")
+          << alias;
+    }
+    // A dangling symlink names its target too.
+    fs::create_symlink("new.h5", d / "dangling.h5");
+    OutputLock target(d / "new.h5");
+    EXPECT_THROW(OutputLock(d / "dangling.h5"), Error);
+  }
+  EXPECT_TRUE(run(cfg).complete);  // the first run's command resumes it, untouched
+  EXPECT_EQ(read_all(d / "a.h5").paths.size(), 3u);
+}
+
 // ---- SIGKILL at random points -------------------------------------------------------------
 
 TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {

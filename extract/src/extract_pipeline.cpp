@@ -126,10 +126,12 @@ class Extraction {
     const FeatureMeta meta = make_meta(weights);
     weights_ = &weights;
 
-    // Locked by the final name, so the lock also covers OUT.partial.
-    const OutputLock lock(cfg_.output);
+    // Locked by the final name resolved (symlinks followed), so the lock also covers
+    // OUT.partial; the file itself is locked too once open (a hard link meets that).
+    OutputLock lock(cfg_.output);
     ExtractSummary sum;
     std::optional<FeatureWriter> writer = open_output(meta, sum);
+    lock.hold(file_);
     sum.file = file_;
     if (!writer) return sum;
     sum.resumed_from = writer->meta().entries_done;
