@@ -21,6 +21,7 @@
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/machine.hpp"
+#include "tl/merge.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/vgg16.hpp"
 
@@ -398,6 +399,37 @@ TEST(Extract, ResumingWithOtherOptionsNamesTheDifference) {
   EXPECT_HAS(testing::error_of([&] { run(other); }), "preprocess");
   testing::write_image(d / "imgs" / "a" / "new.png", testing::make_image(9, 9, 3));
   EXPECT_HAS(testing::error_of([&] { run(cfg); }), "input list");
+}
+
+// Issue 15, item 2: another folder holding the same file names is other images. A killed run
+// resumed with --images pointing elsewhere mixed rows of both folders; it is refused, naming
+// both. The same folder spelt otherwise (trailing '/', './', a symlink) still resumes.
+TEST(Extract, ResumeOverAnotherImageFolderWithTheSameNamesIsRefused) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 3);
+  testing::make_class_folders(d / "alt", {"a", "b"}, 3, 40, 44);
+  auto cfg = small_config(d / "imgs", d / "out.h5");
+  std::ostringstream log;
+  std::atomic<bool> now{true};  // stops before the first batch: an unfinished file
+  run_extract(cfg, log, &now);
+  auto alt = cfg;
+  alt.images = d / "alt";
+  const std::string msg = testing::error_of([&] { run(alt); });
+  EXPECT_HAS(msg, "images: the file has");
+  EXPECT_HAS(msg, (d / "alt").string());
+  fs::create_directory_symlink(d / "imgs", d / "same");
+  for (const fs::path& spelt : {fs::path((d / "imgs").string() + "/"), d / "same"}) {
+    auto same = cfg;
+    same.images = spelt;
+    EXPECT_NO_THROW(run_extract(same, log, &now)) << spelt;
+  }
+  EXPECT_TRUE(run(cfg).complete);
+  // Shards over two folders are not merged either.
+  const fs::path shards = d / "s.shards";
+  fs::create_directories(shards);
+  run(small_config(d / "imgs", shards / "shard-0-of-2.h5", {0, 2}));
+  run(small_config(d / "alt", shards / "shard-1-of-2.h5", {1, 2}));
+  EXPECT_HAS(testing::error_of([&] { check_shard_folder(shards); }), "images");
 }
 
 TEST(Extract, StrictStopsAtTheFirstFailureAndStopFlagStopsEarly) {

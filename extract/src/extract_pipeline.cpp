@@ -190,7 +190,13 @@ class Extraction {
         infer_shapes({1, cfg_.net.height, cfg_.net.width, 3}, kInputLayer, cfg_.net.to).back();
     m.feature_shape = cfg_.pool == "none" ? std::vector<std::int64_t>{s.h, s.w, s.c}
                                           : std::vector<std::int64_t>{s.c};
-    m.images_root = fs::absolute(cfg_.images).lexically_normal().string();
+    // The folder itself (symlinks resolved, no trailing '/'): a resume or merge over another
+    // folder holding the same names is refused (FeatureMeta::difference).
+    std::error_code ec;
+    fs::path root = fs::weakly_canonical(fs::absolute(cfg_.images), ec);
+    if (ec) root = fs::absolute(cfg_.images).lexically_normal();
+    if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();
+    m.images_root = root.string();
     m.list_fingerprint = list_.fingerprint();
     m.classes = list_.classes;
     m.shard_index = cfg_.shard.index;

@@ -177,6 +177,8 @@ std::string FeatureMeta::difference(const FeatureMeta& o) const {
                 fmt::format("{}/{}", o.shard_index, o.shard_count)),
            augment.difference(o.augment),
            diff("input list", list_fingerprint, o.list_fingerprint),
+           // The same file names under another folder are other images (issue 15, item 2).
+           diff("images", images_root, o.images_root),
        })
     if (!d.empty()) return d;
   return "";
