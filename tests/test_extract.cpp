@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "extract_fixtures.hpp"
@@ -98,6 +99,48 @@ TEST(ImageList, DanglingSymlinkIsListedAndFailsWithItsReason) {
   EXPECT_EQ(c.failed[0].first, "c/b.png");
   EXPECT_HAS(c.failed[0].second, "dangling symbolic link");
   EXPECT_HAS(c.failed[0].second, "gone.png");
+}
+
+// Issue 15, item 3: a class folder (or sub-folder) that cannot be listed was dropped, even with
+// --strict: /classes named it, no row had it, /failed was empty. It is now a /failed entry
+// ("b/": the reason) and the run exits 3 (--strict: stops there). Permissions bind root only
+// through another user: as root the tool runs as nobody (setpriv), as the issue's user did.
+TEST(ImageList, AFolderThatCannotBeListedIsAFailedEntryNotDropped) {
+  TempDir d;
+  fs::permissions(d.path(), fs::perms::all);
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 2);
+  for (const auto& p : fs::recursive_directory_iterator(d.path()))
+    fs::permissions(p.path(), fs::perms::all);
+  fs::permissions(d / "imgs" / "b", fs::perms::none);
+  std::vector<std::string> args{TL_EXTRACT_BIN,
+                                "--images",
+                                (d / "imgs").string(),
+                                "--output",
+                                (d / "out.h5").string(),
+                                "--weights",
+                                "random:3",
+                                "--size",
+                                "32",
+                                "--layer",
+                                "block1_pool",
+                                "--quiet"};
+  if (::geteuid() == 0)
+    args.insert(args.begin(),
+                {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"});
+  pid_t pid = 0;
+  ASSERT_EQ(testing::spawn_quiet(args, pid), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  fs::permissions(d / "imgs" / "b", fs::perms::all);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 3);  // some entries failed
+  const Contents c = read_all(d / "out.h5");
+  EXPECT_EQ(c.classes, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(c.paths.size(), 2u);
+  ASSERT_EQ(c.failed.size(), 1u);
+  EXPECT_EQ(c.failed[0].first, "b/");
+  EXPECT_HAS(c.failed[0].second, "cannot list folder");
+  EXPECT_HAS(c.failed[0].second, "ermission denied");
 }
 
 TEST(ImageList, ListFileWithAndWithoutNames) {
@@ -330,7 +373,7 @@ TEST(Extract, ShardsConcatenateToTheWholeRun) {
   std::vector<std::string> paths;
   std::vector<float> feats;
   for (int k = 0; k < 4; ++k) {
-    auto s = small_config(d / "imgs", d / ("s" + std::to_string(k) + ".h5"));
+    auto s = small_config(d / "imgs", d / fmt::format("s{}.h5", k));
     s.shard = {k, 4};
     run(s);
     const Contents c = read_all(s.output);

@@ -346,6 +346,10 @@ class Extraction {
     tbb::parallel_for(std::size_t{0}, s.count, [&](std::size_t i) {
       s.errors[i].clear();
       const auto& e = list_.entries[s.first + i];
+      if (!e.error.empty()) {  // found while listing (a folder that cannot be listed)
+        s.errors[i] = e.error;
+        return;
+      }
       try {
         if (g == 1) {
           load_image(list_.full_path(e), opt, &s.images[i * row]);

@@ -42,31 +42,35 @@ std::pair<dev_t, ino_t> identity(const fs::path& p) {
   return {st.st_dev, st.st_ino};
 }
 
-// Image files below `dir` (recursively), as (folder relative to root, file name) pairs.
+// Image files below `dir` (recursively), as (folder relative to root, file name, error)
+// triples; a folder that cannot be listed is one triple (its path + "/", "", the reason).
+using Found = std::tuple<std::string, std::string, std::string>;
 void walk(const fs::path& root, const fs::path& dir, std::set<std::pair<dev_t, ino_t>>& seen,
-          std::vector<std::pair<std::string, std::string>>& out, std::vector<std::string>& notes) {
+          std::vector<Found>& out, std::vector<std::string>& notes) {
   if (!seen.insert(identity(dir)).second) {
     notes.push_back(fmt::format("'{}': folder already listed (symlink loop?), not followed",
                                 dir.lexically_relative(root).generic_string()));
     return;
   }
   std::error_code ec;
-  fs::directory_iterator it(dir, ec), end;
-  if (ec) {
-    notes.push_back(fmt::format("'{}': cannot list folder: {}", dir.string(), ec.message()));
-    return;
-  }
   const std::string rel_dir = dir.lexically_relative(root).generic_string();
+  fs::directory_iterator it(dir, ec), end;
+  auto unlisted = [&] {  // its images would vanish: a /failed entry instead (issue 15, item 3)
+    out.emplace_back(
+        rel_dir + "/", "",
+        fmt::format("cannot list folder ({}): its images are not in this file", ec.message()));
+  };
+  if (ec) return unlisted();
   std::vector<fs::path> subdirs;
   for (; it != end; it.increment(ec)) {
-    if (ec) break;
+    if (ec) return unlisted();
     const fs::path& p = it->path();
     if (hidden(p)) continue;
     std::error_code e2;
     if (it->is_directory(e2))
       subdirs.push_back(p);
     else if (image_entry(*it))
-      out.emplace_back(rel_dir, p.filename().string());
+      out.emplace_back(rel_dir, p.filename().string(), "");
   }
   for (const auto& d : subdirs) walk(root, d, seen, out, notes);
 }
@@ -125,7 +129,7 @@ ImageList list_images(const fs::path& root) {
   std::sort(top_files.begin(), top_files.end());
 
   if (list.classes.empty()) {  // unlabeled: the images of the folder itself
-    for (auto& f : top_files) list.entries.push_back({std::move(f), -1});
+    for (auto& f : top_files) list.entries.push_back({std::move(f), -1, {}});
   } else {
     if (!top_files.empty())
       list.notes.push_back(fmt::format(
@@ -133,12 +137,13 @@ ImageList list_images(const fs::path& root) {
           top_files.size(), root.string()));
     std::set<std::pair<dev_t, ino_t>> seen{identity(root)};
     for (size_t c = 0; c < list.classes.size(); ++c) {
-      std::vector<std::pair<std::string, std::string>> files;
+      std::vector<Found> files;
       walk(root, root / list.classes[c], seen, files, list.notes);
       // Keras: sorted(os.walk(...), key=folder), then sorted(files) in each folder.
       std::sort(files.begin(), files.end());
-      for (auto& [dir, name] : files)
-        list.entries.push_back({dir + "/" + name, static_cast<int>(c)});
+      for (auto& [dir, name, error] : files)
+        list.entries.push_back(
+            {name.empty() ? dir : dir + "/" + name, static_cast<int>(c), std::move(error)});
     }
   }
   if (list.entries.empty())
@@ -200,7 +205,7 @@ ImageList read_image_list(const fs::path& list_file, const fs::path& root) {
       const auto first = path.substr(0, path.find('/'));
       if (first != path && index.count(first)) label = index.at(first);
     }
-    list.entries.push_back({std::move(path), label});
+    list.entries.push_back({std::move(path), label, {}});
   }
   return list;
 }

@@ -16,6 +16,9 @@ namespace tl {
 struct ImageEntry {
   std::string path;  // relative to the root with '/' separators (absolute if outside it)
   int label = -1;    // index into ImageList::classes; -1 when unlabeled
+  // Why this entry cannot be used, found while listing (a folder that cannot be listed:
+  // path "class/sub/"); it then goes to /failed like an image that cannot be decoded.
+  std::string error;
 };
 
 struct ImageList {
