@@ -146,14 +146,22 @@ TEST(ImageList, AFolderThatCannotBeListedIsAFailedEntryNotDropped) {
 TEST(ImageList, ListFileWithAndWithoutNames) {
   TempDir d;
   testing::make_class_folders(d / "imgs", {"a", "b"}, 1, 8, 8);
-  testing::write_text(d / "plain.txt",
-                      "b/img0.png\r\n\n" + (d / "imgs/a/img0.png").string() + "\nelsewhere.png\n");
+  testing::write_text(d / "plain.txt", "b/img0.png\r\n\n" + (d / "imgs/a/img0.png").string() +
+                                           "\nelsewhere.png\n./b/img0.png\n" +
+                                           (d / "other.png").string() + "\n");
   const ImageList p = read_image_list(d / "plain.txt", d / "imgs");
   EXPECT_EQ(p.classes, (std::vector<std::string>{"a", "b"}));
-  ASSERT_EQ(p.entries.size(), 3u);
-  EXPECT_EQ(p.entries[0].label, 1);   // from the class folder
-  EXPECT_EQ(p.entries[1].label, -1);  // absolute: outside the class folders
+  ASSERT_EQ(p.entries.size(), 5u);
+  EXPECT_EQ(p.entries[0].label, 1);  // from the class folder
+  // Issue 15, item 5: an absolute path inside --images and "./b/..." are the same rows as
+  // "a/img0.png" and "b/img0.png" (they had label -1 and stayed absolute).
+  EXPECT_EQ(p.entries[1].path, "a/img0.png");
+  EXPECT_EQ(p.entries[1].label, 0);
   EXPECT_EQ(p.entries[2].label, -1);
+  EXPECT_EQ(p.entries[3].path, "b/img0.png");
+  EXPECT_EQ(p.entries[3].label, 1);
+  EXPECT_EQ(p.entries[4].path, (d / "other.png").string());  // outside: stays absolute
+  EXPECT_EQ(p.entries[4].label, -1);
   testing::write_text(d / "named.txt", "x.png\tzebra\ny.png\tant\n");
   const ImageList n = read_image_list(d / "named.txt", d / "imgs");
   EXPECT_EQ(n.classes, (std::vector<std::string>{"ant", "zebra"}));

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <tuple>
 
@@ -196,6 +197,25 @@ ImageList read_image_list(const fs::path& list_file, const fs::path& root) {
   for (auto& [name, i] : index) {
     i = static_cast<int>(list.classes.size());
     list.classes.push_back(name);
+  }
+  // Paths in one spelling (issue 15, item 5): "./a/x.png" is "a/x.png", and an absolute path
+  // inside the root is relative to it, so that its class folder gives its label.
+  std::error_code ec;
+  const fs::path abs_root = fs::absolute(root, ec).lexically_normal();
+  const fs::path real_root = fs::weakly_canonical(abs_root, ec);
+  auto inside = [](const fs::path& p, const fs::path& base) -> std::optional<fs::path> {
+    const fs::path rel = p.lexically_relative(base);
+    if (rel.empty() || *rel.begin() == "..") return std::nullopt;
+    return rel;
+  };
+  for (auto& [path, name] : rows) {
+    fs::path p = fs::path(path).lexically_normal();
+    if (p.is_absolute()) {
+      auto rel = inside(p, abs_root);
+      if (!rel && !real_root.empty()) rel = inside(fs::weakly_canonical(p, ec), real_root);
+      if (rel) p = *rel;
+    }
+    path = p.generic_string();
   }
   for (auto& [path, name] : rows) {
     int label = -1;
