@@ -3,6 +3,8 @@
 // through tl-extract. Training (determinism, validation, history, metrics, plots, the stop
 // flag, streaming), the model file (round trip, atomic save, every broken-file error),
 // prediction (CSV, top-k, metrics, images == extract + features) and every mismatch error.
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cmath>
 #include <fstream>
@@ -21,6 +23,8 @@
 #include "tl/feature_file_source.hpp"
 #include "tl/hdf5.hpp"
 #include "tl/model_file.hpp"
+#include "tl/output_file.hpp"
+#include "tl/output_lock.hpp"
 #include "tl/predict_run.hpp"
 #include "tl/report.hpp"
 #include "tl/train_run.hpp"
@@ -269,20 +273,29 @@ TEST(TrainRun, ValidationFileOrSplitButNotBoth) {
   EXPECT_EQ(h[1].substr(h[1].size() - 2), ",,");
 }
 
-TEST(TrainRun, StopFlagBeforeTrainingStillWritesAModel) {
+// Issue 15, item 8: Ctrl-C before the first epoch replaced a good model with an untrained one
+// (accuracy 1.00 -> 0.33). A run that completed no epoch writes no model and says so; an
+// existing model is left byte for byte.
+TEST(TrainRun, StopFlagBeforeTheFirstEpochWritesNoModelAndKeepsTheOldOne) {
   TempDir d;
   write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 10, 1));
   const std::atomic<bool> stop{true};
   auto c = train_config(d / "train.h5", d / "m.h5");
   c.val_split = 0.2;
-  const auto s = train_run(c, &stop);
+  auto s = train_run(c, &stop);
   EXPECT_TRUE(s.result.interrupted);
   EXPECT_TRUE(s.result.history.empty());
-  ASSERT_TRUE(fs::exists(d / "m.h5"));
-  const Model m = load_model(d / "m.h5");
-  EXPECT_EQ(m.info.training.at("interrupted"), "1");
-  EXPECT_EQ(m.info.training.at("epochs_run"), "0");
-  EXPECT_EQ(m.info.classes, kClasses);
+  EXPECT_FALSE(s.saved);
+  EXPECT_FALSE(fs::exists(d / "m.h5"));
+  // A good model, then a run stopped at once: the good model stays.
+  const auto good = train_run(c);
+  ASSERT_TRUE(good.saved);
+  const std::string before = testing::read_bytes(d / "m.h5");
+  std::ostringstream log;
+  s = run_training(c, log, &stop);
+  EXPECT_FALSE(s.saved);
+  EXPECT_HAS(log.str(), "no model written ('" + (d / "m.h5").string() + "' is left as it was)");
+  EXPECT_EQ(testing::read_bytes(d / "m.h5"), before);
 }
 
 TEST(TrainRun, StreamingGivesTheSameModelAsInMemory) {
@@ -855,7 +868,8 @@ TEST(ReportText, HistoryCsvWithoutEpochsIsJustTheHeader) {
   TempDir d;
   write_history_csv(d / "h.csv", {});
   EXPECT_EQ(testing::read_bytes(d / "h.csv"), "epoch,accuracy,loss,val_accuracy,val_loss\n");
-  EXPECT_HAS(testing::error_of([&] { write_text_file(d / "no" / "dir.txt", "x"); }), "dir.txt");
+  EXPECT_HAS(testing::error_of([&] { write_file_atomically(d / "no" / "dir.txt", "x"); }),
+             "dir.txt");
 }
 
 }  // namespace
@@ -886,6 +900,113 @@ TEST(TrainRunShards, ShardsTrainAsTheWholeRunAndMustComeAllInOrder) {
                           std::vector<fs::path>{shards[0], shards[0], shards[2]}})
     EXPECT_HAS(testing::error_of([&] { FeatureFileSource s(bad, 1ull << 30); }),
                "shards 0/3 .. 2/3");
+}
+
+// ---- outputs never destroy inputs (issue 15, items 6, 7, 9, 12, 21) -------------------------
+
+// Item 6: tl-train --output t.h5 turned the features into a model; --history/--plot/
+// --metrics-json equal to --output turned the model into text. Each is refused before anything
+// is read, naming the options, and the files are left byte for byte.
+TEST(OutputSafety, TrainRefusesOutputsThatAreItsInputsOrEachOther) {
+  Trained t;
+  const std::string features = testing::read_bytes(t.train), model = testing::read_bytes(t.model);
+  fs::create_symlink(t.train, t.dir / "link.h5");
+  fs::create_hard_link(t.train, t.dir / "hard.h5");
+  auto refused = [&](TrainRunConfig c, const std::string& part) {
+    EXPECT_HAS(testing::error_of([&] { train_run(c); }), part);
+  };
+  for (const char* alias : {"train.h5", "link.h5", "hard.h5"})
+    refused(train_config(t.train, t.dir / alias), "is the input --train");
+  auto c = train_config(t.train, t.model);
+  c.history_csv = t.model;
+  refused(c, "--output and --history are the same file");
+  c = train_config(t.train, t.model);
+  c.plot = t.model;
+  refused(c, "are the same file");
+  c = train_config(t.train, t.model);
+  c.metrics_json = t.train;
+  refused(c, "--metrics-json '" + t.train.string() + "' is the input --train");
+  // A file of another kind is not replaced without --overwrite.
+  c = train_config(t.train, t.dir / "m2.h5");
+  c.history_csv = t.model;
+  refused(c, "exists and is a model, not a text file: --overwrite replaces it");
+  c = train_config(t.train, t.test);  // a feature file where the model goes
+  refused(c, "exists and is a feature file, not a model");
+  EXPECT_EQ(testing::read_bytes(t.train), features);
+  EXPECT_EQ(testing::read_bytes(t.model), model);
+  c.overwrite = true;  // asked for: the other kind is replaced (never an input)
+  EXPECT_TRUE(train_run(c).saved);
+}
+
+TEST(OutputSafety, PredictRefusesOutputsThatAreItsInputs) {
+  Trained t;
+  const std::string model = testing::read_bytes(t.model), test = testing::read_bytes(t.test);
+  auto refused = [&](PredictRunConfig c, const std::string& part) {
+    EXPECT_HAS(testing::error_of([&] { predict_run(c); }), part);
+  };
+  auto c = t.predict_config(t.test, "model.h5");
+  refused(c, "--output '" + t.model.string() + "' is the input --model");
+  c = t.predict_config(t.test, "test.h5");
+  refused(c, "is the input --features");
+  c = t.predict_config(t.test, "p.csv");
+  c.metrics_json = t.model;
+  refused(c, "is the input --model");
+  c = t.predict_config(t.test, "p.csv");
+  c.plot = t.test;
+  refused(c, "is the input --features");
+  c = t.predict_config(t.test, "p.csv");
+  c.metrics_json = t.train;  // an HDF5 file that is no input: another kind
+  refused(c, "exists and is a feature file, not a text file");
+  EXPECT_EQ(testing::read_bytes(t.model), model);
+  EXPECT_EQ(testing::read_bytes(t.test), test);
+}
+
+// Item 7 and 21: a rename-based save replaced a device node (tl-train --output /dev/null as
+// root); a dangling symlink gave HDF5's "File exists". Neither is ever an output; the message
+// says what it is.
+TEST(OutputSafety, DevicesPipesFoldersAndDanglingLinksAreNeverOutputs) {
+  Trained t;
+  ASSERT_EQ(::mkfifo((t.dir / "fifo").c_str(), 0644), 0);
+  fs::create_directory(t.dir / "folder");
+  fs::create_symlink(t.dir / "nowhere" / "m.h5", t.dir / "dangling.h5");
+  for (const auto& [name, part] :
+       {std::pair{"fifo", "not a regular file (a device, pipe or socket)"},
+        std::pair{"folder", "not a regular file (a folder)"},
+        std::pair{"dangling.h5", "is a dangling symbolic link"}}) {
+    EXPECT_HAS(testing::error_of([&] { train_run(train_config(t.train, t.dir / name)); }), part);
+    EXPECT_HAS(testing::error_of([&] { predict_run(t.predict_config(t.test, name)); }), part);
+  }
+  EXPECT_HAS(testing::error_of([&] { train_run(train_config(t.train, "/dev/null")); }),
+             "'/dev/null' exists and is not a regular file");
+  EXPECT_TRUE(fs::is_fifo(t.dir / "fifo"));
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+// Item 9: --lr 1e38 trained a NaN model and replaced the previous one. A model with non-finite
+// weights is never written.
+TEST(OutputSafety, ADivergedModelIsNeverWritten) {
+  Trained t;
+  const std::string before = testing::read_bytes(t.model);
+  for (const auto kind : {OptimizerKind::sgd, OptimizerKind::adam}) {
+    auto c = train_config(t.train, t.model);
+    c.options.optimizer.kind = kind;
+    c.options.optimizer.learning_rate = 1e38f;
+    EXPECT_HAS(testing::error_of([&] { train_run(c); }), "diverged");
+  }
+  EXPECT_EQ(testing::read_bytes(t.model), before);
+  for (const auto& e : fs::directory_iterator(t.dir.path()))  // no temporary left
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
+// Item 12: two tl-train runs on one model shared MODEL.h5.tmp, and one said "model: m.h5"
+// over the other's model. A second writer is refused (the model is locked), and each save
+// uses a temporary name of its own.
+TEST(OutputSafety, ASecondTrainOnTheSameModelIsRefused) {
+  Trained t;
+  const OutputLock held(t.model);  // another tl-train, still training
+  EXPECT_HAS(testing::error_of([&] { train_run(train_config(t.train, t.model)); }),
+             "being written by another process");
+  EXPECT_NE(temporary_path_for(t.model), temporary_path_for(t.model));
 }
 
 }  // namespace

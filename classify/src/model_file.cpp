@@ -1,5 +1,6 @@
 #include "tl/model_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 
@@ -7,6 +8,7 @@
 
 #include "tl/error.hpp"
 #include "tl/hdf5.hpp"
+#include "tl/output_file.hpp"
 #include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
@@ -50,7 +52,30 @@ FeatureMeta read_features_meta(const h5::Group& g) {
 
 void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head,
                 const std::vector<ConvWeights>& block5) {
-  const fs::path tmp = path.string() + ".tmp";
+  // Issue 15, item 9: a diverged model (NaN or inf weights) is never written.
+  auto finite = [](std::span<const float> v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  for (const Param& p : head.params())
+    if (!finite(p.value))
+      throw Error(fmt::format(
+          "training diverged: the head's {} holds NaN or inf; no model written{} (try a lower "
+          "learning rate)",
+          p.name, fs::exists(path) ? fmt::format(", '{}' is left as it was", path.string()) : ""));
+  for (const ConvWeights& c : block5)
+    if (!finite(c.kernel) || !finite(c.bias))
+      throw Error(
+          fmt::format("fine-tuning diverged: {} holds NaN or inf; no model written", c.name));
+  // A name of this process's own (two runs never share it); the lock is the caller's.
+  const fs::path tmp = temporary_path_for(path);
+  struct RemoveOnFailure {
+    const fs::path& p;
+    bool armed = true;
+    ~RemoveOnFailure() {
+      std::error_code ec;
+      if (armed) fs::remove(p, ec);
+    }
+  } cleanup{tmp};
   {
     auto f = h5::File::create(tmp, h5::Create::truncate);
     f.write_attr("format", kModelFormat);
@@ -98,12 +123,10 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);  // no half-done save left behind
+  if (ec)  // no half-done save left behind (RemoveOnFailure)
     throw Error(
         fmt::format("cannot move the model into place at '{}': {}", path.string(), ec.message()));
-  }
+  cleanup.armed = false;
 }
 
 Model load_model(const fs::path& path) {

@@ -16,6 +16,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "tl/error.hpp"
+#include "tl/output_file.hpp"
 
 namespace tl {
 
@@ -349,13 +350,8 @@ void write_png(const cv::Mat& img, const std::filesystem::path& png) {
   std::vector<uchar> bytes;
   if (!cv::imencode(".png", img, bytes))
     throw Error(fmt::format("plot '{}': PNG encoding failed", png.string()));
-  std::ofstream out(png, std::ios::binary | std::ios::trunc);
-  if (!out)
-    throw Error(fmt::format("cannot write plot '{}': {}", png.string(), std::strerror(errno)));
-  out.write(reinterpret_cast<const char*>(bytes.data()),
-            static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw Error(fmt::format("cannot write plot '{}': write failed", png.string()));
+  write_file_atomically(
+      png, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 // --- confusion matrix -----------------------------------------------------------------------

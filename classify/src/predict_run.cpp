@@ -14,6 +14,7 @@
 #include "tl/finetune.hpp"
 #include "tl/machine.hpp"
 #include "tl/model_file.hpp"
+#include "tl/output_file.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
 #include "tl/train_run.hpp"
@@ -78,6 +79,20 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   if (cfg.features.empty() == cfg.images.empty())
     throw UsageError("give either --features FILE.h5 or --images DIR");
   if (cfg.output.empty()) throw UsageError("--output: required (the predictions CSV)");
+  // Before anything is read or written: no output may destroy an input or another output.
+  check_outputs(
+      {{"--model", cfg.model},
+       {"--features", cfg.features},
+       {"--weights", cfg.weights.rfind("random:", 0) == 0 ? "" : cfg.weights}},
+      {{"--output", cfg.output, FileKind::text},
+       {"--metrics-json", cfg.metrics_json, FileKind::text},
+       {cfg.plot.empty() ? "--plot (default)" : "--plot",
+        cfg.plot.empty() ? fs::path(cfg.output).replace_extension(".confusion.png") : cfg.plot,
+        FileKind::image},
+       {"(features of --images)",
+        cfg.images.empty() ? fs::path() : fs::path(cfg.output.string() + ".features.h5"),
+        FileKind::features}},
+      cfg.overwrite);
   Model model = load_model(cfg.model);
   const auto& classes = model.info.classes;
   const int C = static_cast<int>(classes.size());
@@ -144,7 +159,7 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
       csv += fmt::format(",{},{:.6f}", csv_field(classes[top[k]]), row[top[k]]);
     csv += "\n";
   }
-  write_text_file(cfg.output, csv);
+  write_file_atomically(cfg.output, csv);
 
   const bool labeled = rows.size() > 0 && src.all_labeled() && fclasses == classes;
   if (labeled) {
@@ -163,11 +178,11 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
       j.insert(1, fmt::format("\"rows\": {}, \"failed\": {}, \"model\": {},\n  ", rows.size(),
                               s.failed, json_string(cfg.model.string())));
       j += "\n";
-      write_text_file(cfg.metrics_json, j);
+      write_file_atomically(cfg.metrics_json, j);
       s.metrics_json = cfg.metrics_json;
     }
   } else if (!cfg.metrics_json.empty()) {
-    write_text_file(
+    write_file_atomically(
         cfg.metrics_json,
         fmt::format("{{\"rows\": {}, \"failed\": {}, \"model\": {}, \"accuracy\": null}}\n",
                     rows.size(), s.failed, json_string(cfg.model.string())));

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/output_file.hpp"
 
 namespace tl {
 
@@ -48,20 +49,13 @@ std::string json_string(std::string_view s) {
   return q + "\"";
 }
 
-void write_text_file(const std::filesystem::path& path, std::string_view text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  out.close();
-  if (!out) throw Error(fmt::format("cannot write '{}'", path.string()));
-}
-
 void write_history_csv(const std::filesystem::path& path, std::span<const EpochRecord> history) {
   std::string s = "epoch,accuracy,loss,val_accuracy,val_loss\n";
   for (const auto& e : history) {
     s += fmt::format("{},{},{}", e.epoch - 1, e.accuracy, e.loss);
     s += e.has_val ? fmt::format(",{},{}\n", e.val_accuracy, e.val_loss) : ",,\n";
   }
-  write_text_file(path, s);
+  write_file_atomically(path, s);
 }
 
 std::string metrics_json(const ConfusionMatrix& cm, const ClassificationReport& r,

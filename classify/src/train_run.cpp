@@ -14,6 +14,8 @@
 #include "tl/finetune.hpp"
 #include "tl/machine.hpp"
 #include "tl/model_file.hpp"
+#include "tl/output_file.hpp"
+#include "tl/output_lock.hpp"
 #include "tl/plots.hpp"
 #include "tl/report.hpp"
 
@@ -27,6 +29,22 @@ std::uint64_t default_memory_limit() {
 }
 
 namespace {
+
+fs::path plot_path(const TrainRunConfig& cfg) {
+  return cfg.plot.empty() ? fs::path(cfg.output).replace_extension(".curves.png") : cfg.plot;
+}
+
+// Issue 15, item 8: a run stopped before any epoch completed writes no model, and so never
+// replaces a good one with an untrained one.
+bool completed_an_epoch(std::size_t epochs, const TrainRunConfig& cfg, std::ostream& log) {
+  if (epochs > 0) return true;
+  std::error_code ec;
+  log << fmt::format("stopped before the first epoch completed: no model written{}\n",
+                     fs::exists(cfg.output, ec)
+                         ? fmt::format(" ('{}' is left as it was)", cfg.output.string())
+                         : "");
+  return false;
+}
 
 std::map<std::string, std::string> training_record(const TrainRunConfig& c, const TrainResult& r,
                                                    bool in_memory) {
@@ -158,7 +176,7 @@ void write_outputs(const TrainRunConfig& cfg, const TrainResult& r, const TrainR
     history.push_back(e);
   }
   if (!cfg.history_csv.empty()) write_history_csv(cfg.history_csv, history);
-  s.plot = cfg.plot.empty() ? fs::path(cfg.output).replace_extension(".curves.png") : cfg.plot;
+  s.plot = plot_path(cfg);
   if (!history.empty()) plot_training_curves(history, s.plot, title);
   if (!cfg.metrics_json.empty() && !r.history.empty()) {
     const auto& e = r.best_epoch > 0 ? r.history.at(r.best_epoch - 1) : r.history.back();
@@ -171,7 +189,7 @@ void write_outputs(const TrainRunConfig& cfg, const TrainResult& r, const TrainR
     j += fmt::format(",\n  \"data_mode\": {}, \"model\": {}}}\n",
                      json_string(all.in_memory() ? "in-memory" : "streamed"),
                      json_string(cfg.output.string()));
-    write_text_file(cfg.metrics_json, j);
+    write_file_atomically(cfg.metrics_json, j);
   }
 }
 
@@ -292,7 +310,10 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
                  .features = meta,
                  .training = training,
                  .finetuned = "block5"};
+  if (!completed_an_epoch(s.head_phase.history.size() + s.result.history.size(), cfg, log))
+    return s;
   save_model(cfg.output, info, *head, block5.conv_weights());
+  s.saved = true;
   write_outputs(cfg, s.result, s.head_phase, all,
                 fmt::format("block5 + {} head on {} ({} classes)", to_string(hc.kind), meta.layer,
                             hc.classes),
@@ -307,6 +328,21 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                              const std::atomic<bool>* stop) {
   if (cfg.train.empty()) throw UsageError("--train: at least one feature file is required");
   if (cfg.output.empty()) throw UsageError("--output: required (the model file to write)");
+  // Before anything is read: no output may destroy an input or another output (issue 15).
+  std::vector<InputFile> inputs;
+  for (const auto& t : cfg.train) inputs.push_back({"--train", t});
+  for (const auto& v : cfg.val) inputs.push_back({"--val", v});
+  inputs.push_back({"--head-init", cfg.finetune.head_init});
+  if (cfg.finetune.weights.rfind("random:", 0) != 0)
+    inputs.push_back({"--weights", cfg.finetune.weights});
+  check_outputs(
+      inputs,
+      {{"--output", cfg.output, FileKind::model},
+       {"--history", cfg.history_csv, FileKind::text},
+       {"--metrics-json", cfg.metrics_json, FileKind::text},
+       {cfg.plot.empty() ? "--plot (default)" : "--plot", plot_path(cfg), FileKind::image}},
+      cfg.overwrite);
+  const OutputLock lock(cfg.output);  // one tl-train per model file
   if (!cfg.val.empty() && cfg.val_split > 0)
     throw UsageError("--val and --val-split: give one or the other");
   if (cfg.val_split < 0 || cfg.val_split >= 1)
@@ -331,9 +367,10 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                  .features = all.meta(),
                  .training = training_record(cfg, r, all.in_memory())};
   info.training["augment"] = all.meta().augment.describe();
-  save_model(cfg.output, info, head);
-
   TrainRunSummary s{.result = r, .model = cfg.output, .in_memory = all.in_memory()};
+  if (!completed_an_epoch(r.history.size(), cfg, log)) return s;
+  save_model(cfg.output, info, head);
+  s.saved = true;
   write_outputs(
       cfg, r, {}, all,
       fmt::format("{} head on {} ({} classes)", to_string(hc.kind), all.meta().layer, hc.classes),

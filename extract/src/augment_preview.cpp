@@ -12,6 +12,7 @@
 #include "tl/error.hpp"
 #include "tl/image_augment.hpp"
 #include "tl/image_list.hpp"
+#include "tl/output_file.hpp"
 
 namespace tl {
 
@@ -46,13 +47,16 @@ PreviewSummary write_augment_preview(const ExtractConfig& cfg, const std::filesy
   cv::Mat grid, bgr;
   cv::vconcat(rows, grid);
   cv::cvtColor(grid, bgr, cv::COLOR_RGB2BGR);
+  std::vector<uchar> bytes;
   bool ok = false;
   try {
-    ok = cv::imwrite(png.string(), bgr);
+    ok = cv::imencode(".png", bgr, bytes);
   } catch (const cv::Exception& ex) {
-    throw Error(fmt::format("--preview: cannot write '{}': {}", png.string(), ex.msg));
+    throw Error(fmt::format("--preview: cannot encode '{}': {}", png.string(), ex.msg));
   }
-  if (!ok) throw Error(fmt::format("--preview: cannot write '{}'", png.string()));
+  if (!ok) throw Error(fmt::format("--preview: cannot encode '{}'", png.string()));
+  write_file_atomically(
+      png, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   PreviewSummary s{static_cast<int>(rows.size()), k, grid.rows, grid.cols};
   log << fmt::format("preview: '{}' ({} image{} x (original + {} cop{}), {}x{} each; {})\n",
                      png.string(), s.images, s.images == 1 ? "" : "s", k, k == 1 ? "y" : "ies",

@@ -23,6 +23,7 @@
 #include "tl/feature_file.hpp"
 #include "tl/machine.hpp"
 #include "tl/merge.hpp"
+#include "tl/output_file.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/progress.hpp"
 #include "tl/weights.hpp"
@@ -80,6 +81,9 @@ void global_pool(const float* src, std::size_t n, const Shape& s, bool max, floa
 void validate(const ExtractConfig& c) {
   if (c.images.empty() && c.list.empty()) throw UsageError("--images: required");
   if (c.output.empty()) throw UsageError("--output: required");
+  // A device, pipe, folder or dangling symlink is never an output (issue 15, items 7, 21);
+  // an existing file of another kind is refused when it is opened (--overwrite replaces it).
+  check_outputs({}, {{"--output", c.output, FileKind::features}}, /*overwrite=*/true);
   if (c.pool != "none" && c.pool != "avg" && c.pool != "max")
     throw UsageError(fmt::format("--pool: unknown '{}' (accepted: none, avg, max)", c.pool));
   if (c.dtype != "f32" && c.dtype != "f16")

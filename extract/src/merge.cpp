@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/output_file.hpp"
 #include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
@@ -351,6 +352,7 @@ void copy_rows(FeatureWriter& w, const ShardSet& set) {
 MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
   if (cfg.shards.empty()) throw UsageError("the shard folder is required");
   if (cfg.output.empty()) throw UsageError("--output: required (the merged .h5 file)");
+  check_outputs({}, {{"--output", cfg.output, FileKind::features}}, /*overwrite=*/true);
   std::error_code ec;
   if (fs::exists(cfg.output, ec) && !cfg.overwrite)
     throw UsageError(

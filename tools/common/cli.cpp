@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <charconv>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -59,6 +60,17 @@ bool Parser::parse() {
     po::notify(vm_);
   } catch (const po::error& e) {
     throw UsageError(e.what());
+  }
+  // Every floating-point option of every tool, in one place: inf and nan are no values
+  // (issue 15: --lr inf trained a NaN model, --val-split nan was stored as given).
+  for (const auto& [name, v] : vm_) {
+    double x = 0;
+    if (const auto* f = boost::any_cast<float>(&v.value()))
+      x = *f;
+    else if (const auto* d = boost::any_cast<double>(&v.value()))
+      x = *d;
+    if (!std::isfinite(x))
+      throw UsageError(fmt::format("--{}: {} (must be a finite number)", name, x));
   }
   return true;
 }

@@ -41,6 +41,8 @@ int main(int argc, char** argv) {
                                                "accuracy, per-class metrics, confusion matrix")(
         "plot", po::value(&plot)->value_name("FILE.png"),
         "confusion matrix picture (default: OUTPUT.confusion.png)")(
+        "overwrite", po::bool_switch(&cfg.overwrite),
+        "replace an output that holds another kind of file (never an input)")(
         "quiet", po::bool_switch(&cfg.quiet), "no progress");
     p.add(in);
     p.add(out);

@@ -72,8 +72,10 @@ int main(int argc, char** argv) {
         "per-epoch log (Keras CSVLogger format)")(
         "metrics-json", po::value(&metrics)->value_name("FILE"), "final metrics as JSON")(
         "plot", po::value(&plot)->value_name("FILE.png"),
-        "training curves (default: MODEL.curves.png)")("quiet", po::bool_switch(&cfg.quiet),
-                                                       "no per-epoch lines");
+        "training curves (default: MODEL.curves.png)")(
+        "overwrite", po::bool_switch(&cfg.overwrite),
+        "replace an output that holds another kind of file (never an input)")(
+        "quiet", po::bool_switch(&cfg.quiet), "no per-epoch lines");
     auto& ft = cfg.finetune;
     std::string finetune, ft_optimizer = "sgd", ft_precision = "f32";
     po::options_description tune("Fine-tuning (block5 on block4_pool features)");
@@ -154,6 +156,7 @@ int main(int argc, char** argv) {
 
     const std::atomic<bool>& stop = tl::cli::stop_on_signals();
     const tl::TrainRunSummary s = tl::run_training(cfg, std::cerr, &stop);
+    if (!s.saved) return stop ? tl::cli::kExitInterrupted : tl::cli::kExitFailure;
     std::cerr << fmt::format("model: {}\ncurves: {}\n", s.model.string(), s.plot.string());
     if (!cfg.history_csv.empty()) std::cerr << "history: " << cfg.history_csv.string() << "\n";
     return stop ? tl::cli::kExitInterrupted : 0;

@@ -25,7 +25,8 @@ struct PredictRunConfig {
   std::filesystem::path metrics_json;
   std::filesystem::path plot;  // confusion matrix PNG; "" = <output stem>.confusion.png
   int top_k = 1;
-  bool force = false;  // accept features from other VGG16 weights
+  bool force = false;      // accept features from other VGG16 weights
+  bool overwrite = false;  // replace outputs that hold another kind of file
   // Extraction settings for --images (the model decides layer, size, preprocessing, ...).
   int batch = 32, threads = 0;
   bool quiet = false;

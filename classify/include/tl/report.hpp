@@ -19,7 +19,8 @@ std::string csv_field(std::string_view s);
 // A JSON string literal, quotes included (control characters escaped, UTF-8 passed through).
 std::string json_string(std::string_view s);
 
-// Keras CSVLogger's format: "epoch,accuracy,loss,val_accuracy,val_loss", epochs from 0.
+// Keras CSVLogger's format: "epoch,accuracy,loss,val_accuracy,val_loss", epochs from 0;
+// written atomically (tl::write_file_atomically).
 void write_history_csv(const std::filesystem::path& path, std::span<const EpochRecord> history);
 
 // The metrics block of --metrics-json: accuracy, per-class precision/recall/F1/support,
@@ -31,8 +32,5 @@ std::string metrics_json(const ConfusionMatrix& cm, const ClassificationReport& 
 // confusion matrix when there are at most 20 classes.
 void print_report(std::ostream& out, const ConfusionMatrix& cm, const ClassificationReport& r,
                   const std::vector<std::string>& classes);
-
-// Writes text to a file, replacing it; Error naming the file on failure.
-void write_text_file(const std::filesystem::path& path, std::string_view text);
 
 }  // namespace tl

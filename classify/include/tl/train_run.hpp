@@ -39,6 +39,7 @@ struct TrainRunConfig {
   std::filesystem::path output{};              // the model file
   std::filesystem::path history_csv{}, metrics_json{};
   std::filesystem::path plot{};    // training curves PNG; "" = <output stem>.curves.png
+  bool overwrite = false;          // replace outputs that hold another kind of file
   HeadConfig head{};               // kind, pool, hidden, dropout (classes and input from the data)
   TrainOptions options{};          // epochs, batch, optimizer, patience, class weights, seed
   std::uint64_t memory_limit = 0;  // bytes of features to load in memory; 0 = half the RAM
@@ -50,12 +51,17 @@ struct TrainRunSummary {
   TrainResult result{};      // the training (phase 2 when fine-tuning)
   TrainResult head_phase{};  // fine-tuning's phase 1 (empty with head_init or without finetune)
   std::filesystem::path model{}, plot{};
+  bool saved = false;  // false when stopped before an epoch completed: nothing written
   bool in_memory = true;
   double seconds = 0;
 };
 
-// Throws UsageError for options that do not fit the data, Error for unreadable or
-// mismatched files. When `stop` is set during training, the best model so far is written.
+// Throws UsageError for options that do not fit the data or outputs that would destroy an
+// input, another output or a file of another kind (tl::check_outputs; `overwrite` allows the
+// last), Error for unreadable or mismatched files, for a second writer of the same model and
+// for a model with non-finite weights (nothing written). When `stop` is set during training,
+// the best model so far is written; stopped before any epoch completed, nothing is written
+// (an existing model is left as it was) and `saved` is false.
 TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                              const std::atomic<bool>* stop = nullptr);
 
