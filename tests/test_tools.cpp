@@ -2,7 +2,9 @@
 // 1 failure, 2 usage error, 3 some images skipped), messages that name the option or the file,
 // and tl-extract -> tl-train -> tl-predict as separate processes.
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -536,6 +538,68 @@ TEST(Tools, ExtractTrainPredictPipeline) {
   r = run_tool("tl-train", {"--train", model, "--output", (d / "x.h5").string()});
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_HAS(r.out, "model.h5");
+}
+
+// Issue 15, items 9 and 19: --lr inf trained a NaN model, --val-split nan was stored as given.
+// inf and nan are refused for every floating-point option, naming it, before anything runs.
+TEST(Tools, NonFiniteOptionValuesExit2NamingTheOption) {
+  TempDir d;
+  const std::string out = (d / "m.h5").string();
+  for (const auto& [opt, value] :
+       {std::pair{"--lr", "inf"}, std::pair{"--val-split", "nan"}, std::pair{"--momentum", "-inf"},
+        std::pair{"--dropout", "nan"}, std::pair{"--memory-limit", "inf"}}) {
+    const ToolRun r = run_tool("tl-train", {"--train", "x.h5", "--output", out, opt, value});
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_HAS(r.out, std::string(opt) + ": ");
+    EXPECT_HAS(r.out, "must be a finite number");
+  }
+  const ToolRun e =
+      run_tool("tl-extract", {"--images", d.path().string(), "--output", out, "--rotation", "nan"});
+  EXPECT_EQ(e.code, 2) << e.out;
+  EXPECT_HAS(e.out, "--rotation: nan (must be a finite number)");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// Issue 15, item 10: tl-predict wrote its CSV in place: a kill or a full disk left the previous
+// predictions at 0 bytes or cut. Under a file-size limit (as on a full disk) the write now
+// fails with the reason and the previous CSV is left byte for byte, with no temporary behind.
+TEST(Tools, PredictionsAreWrittenWholeOrNotAtAll) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"ant", "bee"}, 4);
+  const std::string feats = (d / "f.h5").string(), model = (d / "m.h5").string(),
+                    csv = (d / "p.csv").string();
+  ASSERT_EQ(run_tool("tl-extract", std::vector<std::string>{"--images", (d / "imgs").string(),
+                                                            "--output", feats, "--quiet"} +
+                                       small_net())
+                .code,
+            0);
+  ASSERT_EQ(run_tool("tl-train", {"--train", feats, "--epochs", "1", "--batch", "4", "--output",
+                                  model, "--quiet"})
+                .code,
+            0);
+  testing::write_text(csv, std::string(2000, 'x'));  // the previous predictions
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const rlimit lim{200, 200};  // the new CSV (8 rows) is larger: EFBIG, as a full disk
+    setrlimit(RLIMIT_FSIZE, &lim);
+    signal(SIGXFSZ, SIG_IGN);
+    const int fd = open((d / "err.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    const std::string tool = (fs::path(TL_TOOLS_DIR) / "tl-predict").string();
+    execl(tool.c_str(), tool.c_str(), "--model", model.c_str(), "--features", feats.c_str(),
+          "--output", csv.c_str(), "--quiet", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = testing::read_bytes(d / "err.txt");
+  EXPECT_HAS(err, "cannot write '" + csv + "'");
+  EXPECT_HAS(err, "File too large");
+  EXPECT_EQ(testing::read_bytes(csv), std::string(2000, 'x'));
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
 }  // namespace
