@@ -1009,5 +1009,37 @@ TEST(OutputSafety, ASecondTrainOnTheSameModelIsRefused) {
   EXPECT_NE(temporary_path_for(t.model), temporary_path_for(t.model));
 }
 
+// Item 14: tl-predict --features ignored SIGINT/SIGTERM, wrote everything, then exited 130
+// ("no predictions written"). Stopped, it writes nothing.
+TEST(OutputSafety, PredictStoppedWritesNothing) {
+  Trained t;
+  const std::atomic<bool> stop{true};
+  std::ostringstream log;
+  const auto c = t.predict_config(t.test, "p.csv");
+  EXPECT_HAS(testing::error_of([&] { run_prediction(c, log, &stop); }),
+             "interrupted: no predictions written");
+  EXPECT_FALSE(fs::exists(c.output));
+  EXPECT_FALSE(fs::exists(t.dir / "p.confusion.png"));
+}
+
+// Item 20: a label out of range printed "vector::_M_range_check: __n (which is 7) >= ...".
+// The message names the file, the row and the label.
+TEST(OutputSafety, ALabelOutOfRangeNamesTheFileRowAndLabel) {
+  Trained t;
+  {
+    auto f = h5::File::open(t.test, h5::Mode::read_write);
+    auto labels = f.open_dataset("labels");
+    std::vector<std::int32_t> v = labels.read<std::int32_t>();
+    v[4] = 7;
+    labels.write<std::int32_t>(v);
+  }
+  const std::string msg =
+      testing::error_of([&] { predict_run(t.predict_config(t.test, "p.csv")); });
+  EXPECT_HAS(msg, t.test.string());
+  EXPECT_HAS(msg, "row 4");
+  EXPECT_HAS(msg, "has label 7, but the file has 3 classes");
+  EXPECT_FALSE(fs::exists(t.dir / "p.csv"));
+}
+
 }  // namespace
 }  // namespace tl

@@ -50,6 +50,56 @@ FeatureMeta read_features_meta(const h5::Group& g) {
 
 }  // namespace
 
+namespace {
+// The model's HDF5 file at `tmp`, closed (docs/FORMAT.md).
+void write_model_file(const fs::path& tmp, const ModelInfo& info, const DenseHead& head,
+                      const std::vector<ConvWeights>& block5) {
+  auto f = h5::File::create(tmp, h5::Create::truncate);
+  f.write_attr("format", kModelFormat);
+  f.write_attr("format_version", block5.empty() ? std::int64_t{1} : kModelFormatVersion);
+  if (!block5.empty()) {  // /block5/<layer>/kernel [3, 3, cin, cout] (HWIO), bias [cout]
+    f.write_attr("finetuned", std::string("block5"));
+    auto b = f.create_group("block5");
+    for (const ConvWeights& c : block5) {
+      auto l = b.create_group(c.name);
+      l.create_dataset("kernel", h5::DType::f32,
+                       {3, 3, static_cast<hsize_t>(c.cin), static_cast<hsize_t>(c.cout)})
+          .write<float>(c.kernel);
+      l.create_dataset("bias", h5::DType::f32, {static_cast<hsize_t>(c.cout)}).write<float>(c.bias);
+    }
+  }
+  f.write_attr("created", info.created.empty() ? utc_timestamp() : info.created);
+  f.write_attr("tool_version", TL_VERSION);
+  f.create_dataset("classes", h5::DType::str, {info.classes.size()})
+      .write<std::string>(info.classes);
+
+  auto h = f.create_group("head");
+  const HeadConfig& c = head.config();
+  h.write_attr("kind", std::string(to_string(c.kind)));
+  h.write_attr("pool", std::string(to_string(c.pool)));
+  h.write_attr("hidden", c.hidden);
+  h.write_attr("dropout", static_cast<double>(c.dropout));
+  h.write_attr("classes", c.classes);
+  const std::vector<std::int64_t> in{c.input.h, c.input.w, c.input.c};
+  h.write_attr("input_shape", std::span<const std::int64_t>(in));
+  std::vector<std::string> names;
+  for (const Param& p : head.params()) {
+    h5::Dims dims(p.shape.begin(), p.shape.end());
+    h.create_dataset(p.name, h5::DType::f32, dims).write<float>(p.value);
+    names.push_back(p.name);
+  }
+  h.write_attr("weight_names", names);
+
+  auto g = f.create_group("features");
+  write_features_meta(g, info.features);
+  if (info.features.calibration) write_calibration(g, *info.features.calibration);
+  auto t = f.create_group("training");
+  for (const auto& [k, v] : info.training) t.write_attr(k, v);
+  f.flush();
+}
+
+}  // namespace
+
 void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& head,
                 const std::vector<ConvWeights>& block5) {
   // Issue 15, item 9: a diverged model (NaN or inf weights) is never written.
@@ -76,50 +126,13 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
       if (armed) fs::remove(p, ec);
     }
   } cleanup{tmp};
-  {
-    auto f = h5::File::create(tmp, h5::Create::truncate);
-    f.write_attr("format", kModelFormat);
-    f.write_attr("format_version", block5.empty() ? std::int64_t{1} : kModelFormatVersion);
-    if (!block5.empty()) {  // /block5/<layer>/kernel [3, 3, cin, cout] (HWIO), bias [cout]
-      f.write_attr("finetuned", std::string("block5"));
-      auto b = f.create_group("block5");
-      for (const ConvWeights& c : block5) {
-        auto l = b.create_group(c.name);
-        l.create_dataset("kernel", h5::DType::f32,
-                         {3, 3, static_cast<hsize_t>(c.cin), static_cast<hsize_t>(c.cout)})
-            .write<float>(c.kernel);
-        l.create_dataset("bias", h5::DType::f32, {static_cast<hsize_t>(c.cout)})
-            .write<float>(c.bias);
-      }
-    }
-    f.write_attr("created", info.created.empty() ? utc_timestamp() : info.created);
-    f.write_attr("tool_version", TL_VERSION);
-    f.create_dataset("classes", h5::DType::str, {info.classes.size()})
-        .write<std::string>(info.classes);
-
-    auto h = f.create_group("head");
-    const HeadConfig& c = head.config();
-    h.write_attr("kind", std::string(to_string(c.kind)));
-    h.write_attr("pool", std::string(to_string(c.pool)));
-    h.write_attr("hidden", c.hidden);
-    h.write_attr("dropout", static_cast<double>(c.dropout));
-    h.write_attr("classes", c.classes);
-    const std::vector<std::int64_t> in{c.input.h, c.input.w, c.input.c};
-    h.write_attr("input_shape", std::span<const std::int64_t>(in));
-    std::vector<std::string> names;
-    for (const Param& p : head.params()) {
-      h5::Dims dims(p.shape.begin(), p.shape.end());
-      h.create_dataset(p.name, h5::DType::f32, dims).write<float>(p.value);
-      names.push_back(p.name);
-    }
-    h.write_attr("weight_names", names);
-
-    auto g = f.create_group("features");
-    write_features_meta(g, info.features);
-    if (info.features.calibration) write_calibration(g, *info.features.calibration);
-    auto t = f.create_group("training");
-    for (const auto& [k, v] : info.training) t.write_attr(k, v);
-    f.flush();
+  try {
+    write_model_file(tmp, info, head, block5);
+  } catch (const Error& e) {  // a full disk, a file-size limit: one message, nothing left
+    std::error_code ec;
+    throw Error(fmt::format(
+        "cannot write the model '{}': {}. No model written{}", path.string(), e.what(),
+        fs::exists(path, ec) ? fmt::format("; '{}' is left as it was", path.string()) : ""));
   }
   std::error_code ec;
   fs::rename(tmp, path, ec);

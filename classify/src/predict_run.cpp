@@ -146,9 +146,20 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   std::string csv = "path,label,predicted,probability";
   for (int k = 2; k <= cfg.top_k; ++k) csv += fmt::format(",top{0},top{0}_probability", k);
   csv += "\n";
+  if (stop && stop->load())  // interrupted: nothing written (exit 130 says so)
+    throw Error("interrupted: no predictions written");
   std::vector<int> labels;  // of the rows predicted
-  for (size_t r : rows) labels.push_back(src.labels()[r]);
   const auto& fclasses = src.classes();
+  for (size_t r : rows) {
+    const int label = src.labels()[r];
+    if (label < -1 || label >= static_cast<int>(fclasses.size()))  // issue 15, item 20
+      throw Error(
+          fmt::format("'{}': row {} ('{}') has label {}, but the file has {} classes "
+                      "(labels -1 .. {}): the file is damaged",
+                      features.string(), r, src.paths()[r], label, fclasses.size(),
+                      static_cast<int>(fclasses.size()) - 1));
+    labels.push_back(label);
+  }
   for (size_t r = 0; r < rows.size(); ++r) {
     const std::span<const float> row(&probs[r * C], C);
     const auto top = top_k(row, cfg.top_k);

@@ -291,9 +291,21 @@ class Extraction {
 
   std::optional<FeatureWriter> open_file(FeatureMeta meta, ExtractSummary& sum) {
     std::error_code ec;
+    // A file with no committed row left by a failed creation (0 bytes: the disk was full
+    // when HDF5 wrote its header) is no output yet: it is started again (issue 15, item 15).
+    if (!cfg_.overwrite && fs::is_regular_file(file_, ec) && fs::file_size(file_, ec) == 0) {
+      log_ << fmt::format("note: '{}' is empty (a creation that failed): starting it again\n",
+                          file_.string());
+      fs::remove(file_, ec);
+    }
     if (cfg_.overwrite || !fs::exists(file_, ec)) {
       if (cfg_.net.precision == Precision::int8) meta.calibration = new_calibration();
-      return FeatureWriter::create(file_, meta, cfg_.overwrite);
+      try {
+        return FeatureWriter::create(file_, meta, cfg_.overwrite);
+      } catch (const Error&) {
+        fs::remove(file_, ec);  // what a failed creation left holds no row: not left behind
+        throw;
+      }
     }
     FeatureMeta have;
     try {
@@ -447,8 +459,10 @@ class Extraction {
       sum.stopped = true;
       sum.strict_failure = s.strict_failure;
       progress.note(
-          fmt::format("--strict: stopped at {} (the rows before it are committed; fix "
-                      "or remove the image, or run without --strict to skip it)",
+          fmt::format("--strict: stopped at {} (the rows before it are committed). Fix the "
+                      "image in place and run the same command to resume; or run the same "
+                      "command without --strict to resume and skip it. Removing or renaming it "
+                      "changes the image list: that run must start again (--overwrite)",
                       s.strict_failure));
     }
     progress.update(w.meta().entries_done, w.meta().failed_count);

@@ -16,6 +16,7 @@
 
 #include "tl/error.hpp"
 #include "tl/output_file.hpp"
+#include "tl/output_lock.hpp"
 #include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
@@ -349,23 +350,11 @@ void copy_rows(FeatureWriter& w, const ShardSet& set) {
 
 }  // namespace
 
-MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
-  if (cfg.shards.empty()) throw UsageError("the shard folder is required");
-  if (cfg.output.empty()) throw UsageError("--output: required (the merged .h5 file)");
-  check_outputs({}, {{"--output", cfg.output, FileKind::features}}, /*overwrite=*/true);
-  std::error_code ec;
-  if (fs::exists(cfg.output, ec) && !cfg.overwrite)
-    throw UsageError(
-        fmt::format("--output: '{}' exists (--overwrite replaces it)", cfg.output.string()));
-  const ShardSet set = check_shard_folder(cfg.shards);
+namespace {
+
+// The merged file under its partial name, closed and synced.
+void write_merged(const MergeConfig& cfg, const ShardSet& set, const fs::path& part) {
   const FeatureMeta& m = set.merged;
-  if (m.cpu_isa.find(',') != std::string::npos || m.algo.find(',') != std::string::npos)
-    log << fmt::format(
-        "note: the shards were computed on oneDNN ISAs {} with f32 algorithms {}: their rows "
-        "may differ in the last bits (within f32's bound of float64; docs/FORMAT.md)\n",
-        m.cpu_isa, m.algo);
-  const fs::path part = partial_path_of(cfg.output);
-  fs::remove(part, ec);
   {
     FeatureWriter w = FeatureWriter::create(part, m, /*overwrite=*/true);
     if (cfg.copy) copy_rows(w, set);
@@ -394,6 +383,41 @@ MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
     f.close();
   }
   fsync_path(part, false);
+}
+
+}  // namespace
+
+MergeSummary merge_shards(const MergeConfig& cfg, std::ostream& log) {
+  if (cfg.shards.empty()) throw UsageError("the shard folder is required");
+  if (cfg.output.empty()) throw UsageError("--output: required (the merged .h5 file)");
+  check_outputs({}, {{"--output", cfg.output, FileKind::features}}, /*overwrite=*/true);
+  std::error_code ec;
+  if (fs::exists(cfg.output, ec) && !cfg.overwrite)
+    throw UsageError(
+        fmt::format("--output: '{}' exists (--overwrite replaces it)", cfg.output.string()));
+  const OutputLock lock(cfg.output);  // one tl-merge per output (issue 15, item 11)
+  const ShardSet set = check_shard_folder(cfg.shards);
+  const FeatureMeta& m = set.merged;
+  if (m.cpu_isa.find(',') != std::string::npos || m.algo.find(',') != std::string::npos)
+    log << fmt::format(
+        "note: the shards were computed on oneDNN ISAs {} with f32 algorithms {}: their rows "
+        "may differ in the last bits (within f32's bound of float64; docs/FORMAT.md)\n",
+        m.cpu_isa, m.algo);
+  const fs::path part = partial_path_of(cfg.output);
+  fs::remove(part, ec);
+  // tl-merge starts over each time: a failure removes its partial output and says so
+  // (issue 15, item 17: it advised resuming and left the .partial).
+  try {
+    write_merged(cfg, set, part);
+  } catch (const std::exception& e) {
+    fs::remove(part, ec);
+    const auto* no_room = dynamic_cast<const NoRoomError*>(&e);
+    throw Error(fmt::format(
+        "tl-merge could not write '{}' ({}). Nothing was merged: the partial output is removed "
+        "and the shards are untouched; {}run tl-merge again",
+        cfg.output.string(), no_room ? no_room->reason : std::string(e.what()),
+        no_room ? "free space and " : ""));
+  }
   fs::rename(part, cfg.output);
   fsync_path(fs::absolute(cfg.output).parent_path(), true);
   log << fmt::format("tl-merge: {} shards, {} rows, {} failed -> '{}' ({})\n", set.files.size(),

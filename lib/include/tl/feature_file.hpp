@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tl/error.hpp"
 #include "tl/hdf5.hpp"
 #include "tl/image_augment.hpp"
 #include "tl/vgg16.hpp"
@@ -66,6 +67,16 @@ struct FeatureMeta {
   // "layer: the file has block4_pool, this run asks for block5_pool".
   std::string difference(const FeatureMeta& other) const;
   std::int64_t row_elements() const;
+};
+
+// No room on the disk (or under a file-size limit) for the next batch; the rows committed
+// before it are intact. `reason` is the bare cause ("No space left on device; 12 MiB more
+// needed"), for callers whose advice differs from resuming (tl-merge starts over).
+class NoRoomError : public Error {
+ public:
+  NoRoomError(const std::string& what, std::string reason_)
+      : Error(what), reason(std::move(reason_)) {}
+  std::string reason;
 };
 
 // One committed batch: n feature rows plus the list entries that failed in it.
