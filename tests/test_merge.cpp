@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -456,6 +457,51 @@ TEST(Merge, ShardsFromDifferentIsasMergeAndSaySoOtherPrecisionsAreRefused) {
   } catch (const Error& e) {
     EXPECT_HAS(e.what(), "precision");
   }
+}
+
+// Issue 15, item 11: two tl-merge --copy to one output left, in 5 of 35 runs, a file h5py
+// could not open; tl-merge took no lock. A second merge is now refused.
+TEST(Merge, ASecondMergeToTheSameOutputIsRefused) {
+  Fixture f;
+  const OutputLock held(f.d / "all.h5");  // the first tl-merge, still writing
+  std::ostringstream log;
+  EXPECT_HAS(testing::error_of([&] {
+               merge_shards({.shards = f.shards, .output = f.d / "all.h5", .copy = true}, log);
+             }),
+             "being written by another process");
+  EXPECT_FALSE(fs::exists(f.d / "all.h5"));
+}
+
+// Issue 15, item 17: on a full disk tl-merge --copy said "run the same command to resume" (it
+// starts over) and left its .partial. It now says to run tl-merge again and leaves nothing.
+TEST(Merge, AFullDiskLeavesNothingAndSaysToRunAgain) {
+  Fixture f;
+  const std::string out = (f.d / "all.h5").string();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const rlimit lim{64 << 10, 64 << 10};  // the copy (15 rows of 8x8x128 floats) is larger
+    setrlimit(RLIMIT_FSIZE, &lim);
+    signal(SIGXFSZ, SIG_IGN);
+    const int fd = open((f.d / "err.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    const std::string tool = (fs::path(TL_EXTRACT_BIN).parent_path() / "tl-merge").string();
+    execl(tool.c_str(), tool.c_str(), f.shards.c_str(), "--output", out.c_str(), "--copy",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = testing::read_bytes(f.d / "err.txt");
+  EXPECT_HAS(err, "Nothing was merged");
+  EXPECT_HAS(err, "run tl-merge again");
+  EXPECT_EQ(err.find("resume"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(out + ".partial"));
+  std::ostringstream log;  // space freed: it runs
+  merge_shards({.shards = f.shards, .output = out, .copy = true}, log);
+  expect_same_rows(testing::read_all(out), testing::read_all(f.whole));
 }
 
 }  // namespace

@@ -602,5 +602,48 @@ TEST(Tools, PredictionsAreWrittenWholeOrNotAtAll) {
     EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
+// Issue 15, item 16: tl-train on a full disk left a 2 MB .tmp filling the disk, with a raw
+// HDF5 message. Now: one message with the reason, no temporary, the old model untouched.
+TEST(Tools, TrainOnAFullDiskLeavesNoTemporaryAndKeepsTheOldModel) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"ant", "bee"}, 4);
+  const std::string feats = (d / "f.h5").string(), model = (d / "m.h5").string();
+  ASSERT_EQ(run_tool("tl-extract", std::vector<std::string>{"--images", (d / "imgs").string(),
+                                                            "--output", feats, "--quiet"} +
+                                       small_net())
+                .code,
+            0);
+  const std::vector<std::string> train{"--train", feats,      "--epochs", "1",      "--batch",
+                                       "4",       "--output", model,      "--quiet"};
+  ASSERT_EQ(run_tool("tl-train", train).code, 0);
+  const std::string before = testing::read_bytes(model);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const rlimit lim{16 << 10, 16 << 10};  // the model (8x8x128 -> 2 dense) is larger
+    setrlimit(RLIMIT_FSIZE, &lim);
+    signal(SIGXFSZ, SIG_IGN);
+    const int fd = open((d / "err.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    std::vector<std::string> all{(fs::path(TL_TOOLS_DIR) / "tl-train").string()};
+    all.insert(all.end(), train.begin(), train.end());
+    all.insert(all.end(), {"--plot", (d / "c.png").string()});
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  const std::string err = testing::read_bytes(d / "err.txt");
+  EXPECT_HAS(err, "cannot write the model '" + model + "'");
+  EXPECT_HAS(err, "is left as it was");
+  EXPECT_EQ(testing::read_bytes(model), before);
+  for (const auto& e : fs::directory_iterator(d.path()))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
+}
+
 }  // namespace
 }  // namespace tl

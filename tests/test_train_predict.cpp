@@ -1041,5 +1041,17 @@ TEST(OutputSafety, ALabelOutOfRangeNamesTheFileRowAndLabel) {
   EXPECT_FALSE(fs::exists(t.dir / "p.csv"));
 }
 
+// A temporary of a killed run (its pid gone) is removed by the next save of that output; one
+// of a running process is not.
+TEST(OutputSafety, TemporariesOfKilledRunsAreRemovedByTheNextSave) {
+  Trained t;
+  const fs::path dead = t.dir / "model.h5.tmp-2147483646-0", alive = t.dir / "model.h5.tmp-1-0";
+  testing::write_text(dead, "left by a SIGKILL");
+  testing::write_text(alive, "another writer");
+  EXPECT_TRUE(train_run(train_config(t.train, t.model)).saved);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));  // pid 1 runs
+}
+
 }  // namespace
 }  // namespace tl

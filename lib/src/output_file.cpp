@@ -2,11 +2,13 @@
 #include "tl/output_file.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -122,6 +124,18 @@ void check_outputs(const std::vector<InputFile>& inputs, const std::vector<Outpu
 
 fs::path temporary_path_for(const fs::path& path) {
   static std::atomic<unsigned> counter{0};
+  std::error_code ec;
+  const fs::path dir = fs::absolute(path, ec).parent_path();
+  const std::string prefix = path.filename().string() + ".tmp-";
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix)) continue;
+    const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove(it->path(), ignored);  // left by a killed run of this output
+    }
+  }
   return fs::path(fmt::format("{}.tmp-{}-{}", path.string(), ::getpid(), counter++));
 }
 

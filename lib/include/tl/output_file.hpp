@@ -44,7 +44,9 @@ void check_outputs(const std::vector<InputFile>& inputs, const std::vector<Outpu
 // removed on failure.
 void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
-// A temporary name next to `path`, unique to this process and call: "PATH.tmp-PID-N".
+// A temporary name next to `path`, unique to this process and call: "PATH.tmp-PID-N". The
+// temporaries of `path` that a killed process left ("PATH.tmp-PID-N" of a PID that no longer
+// runs) are removed first.
 std::filesystem::path temporary_path_for(const std::filesystem::path& path);
 
 }  // namespace tl
