@@ -645,5 +645,39 @@ TEST(Tools, TrainOnAFullDiskLeavesNoTemporaryAndKeepsTheOldModel) {
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << e.path();
 }
 
+// Issue 15, item 23: tl-predict --images on a folder with a subset of the model's classes was
+// refused (even with --force) after extracting everything. A subset is predicted and scored;
+// an unknown class folder is refused before any extraction.
+TEST(Tools, PredictImagesOfASubsetOfClassesRefusesUnknownOnesUpFront) {
+  TempDir d;
+  testing::make_class_folders(d / "train", {"ant", "bee"}, 4);
+  testing::make_class_folders(d / "bees", {"bee"}, 2);
+  testing::make_class_folders(d / "cats", {"bee", "cat"}, 2);
+  const std::string feats = (d / "f.h5").string(), model = (d / "m.h5").string();
+  ASSERT_EQ(run_tool("tl-extract", std::vector<std::string>{"--images", (d / "train").string(),
+                                                            "--output", feats, "--quiet"} +
+                                       small_net())
+                .code,
+            0);
+  ASSERT_EQ(run_tool("tl-train", {"--train", feats, "--epochs", "2", "--batch", "4", "--output",
+                                  model, "--quiet"})
+                .code,
+            0);
+  const std::string csv = (d / "p.csv").string();
+  ToolRun r = run_tool("tl-predict", {"--model", model, "--images", (d / "bees").string(),
+                                      "--output", csv, "--quiet"});
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_HAS(r.out, "accuracy: ");
+  EXPECT_HAS(testing::read_bytes(csv), ",bee,");
+  fs::remove(csv);
+  r = run_tool("tl-predict", {"--model", model, "--images", (d / "cats").string(), "--output", csv,
+                              "--force", "--quiet"});
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_HAS(r.out, "class folders [cat] is not among the model's 2 classes [ant, bee]");
+  EXPECT_EQ(r.out.find("extracting"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(csv));
+  EXPECT_FALSE(fs::exists(csv + ".features.h5"));
+}
+
 }  // namespace
 }  // namespace tl

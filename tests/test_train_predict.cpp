@@ -1053,5 +1053,33 @@ TEST(OutputSafety, TemporariesOfKilledRunsAreRemovedByTheNextSave) {
   EXPECT_TRUE(fs::exists(alive));  // pid 1 runs
 }
 
+// Issue 15, item 23: features (or an image folder) holding a subset of the model's classes
+// were refused, even with --force. A subset, in any order, is predicted and scored under the
+// model's class names; a class the model does not know is refused, named.
+TEST(OutputSafety, ASubsetOfTheModelsClassesIsPredictedUnknownOnesRefused) {
+  Trained t;
+  const Rows all = separable(synth_meta(), 10, 2);
+  const auto n = static_cast<std::size_t>(synth_meta().row_elements());
+  Rows sub;  // "cat" rows as label 0, "ant" rows as label 1
+  for (std::size_t r = 0; r < all.labels.size(); ++r) {
+    if (all.labels[r] == 1) continue;
+    sub.x.insert(sub.x.end(), all.x.begin() + r * n, all.x.begin() + (r + 1) * n);
+    sub.labels.push_back(all.labels[r] == 2 ? 0 : 1);
+    sub.paths.push_back(all.paths[r]);
+  }
+  write_features(t.dir / "sub.h5", synth_meta({2, 2, 8}, {"cat", "ant"}), sub);
+  const auto s = predict_run(t.predict_config(t.dir / "sub.h5", "sub.csv"));
+  ASSERT_TRUE(s.accuracy);
+  EXPECT_GT(*s.accuracy, 0.9);
+  const std::string csv = testing::read_bytes(t.dir / "sub.csv");
+  EXPECT_HAS(csv, "c2/img0.png,cat,cat,");
+  EXPECT_HAS(csv, "c0/img0.png,ant,ant,");
+  write_features(t.dir / "zoo.h5", synth_meta({2, 2, 8}, {"ant", "zebra"}),
+                 separable(synth_meta({2, 2, 8}, {"ant", "zebra"}), 2, 3));
+  EXPECT_HAS(testing::error_of([&] { predict_run(t.predict_config(t.dir / "zoo.h5", "z.csv")); }),
+             "[zebra] is not among the model's 3 classes [ant, bee, cat]");
+  EXPECT_FALSE(fs::exists(t.dir / "z.csv"));
+}
+
 }  // namespace
 }  // namespace tl

@@ -231,6 +231,23 @@ Model load_model(const fs::path& path) {
   return {std::move(info), std::move(head), std::move(block5)};
 }
 
+std::vector<int> model_class_indices(const std::vector<std::string>& classes,
+                                     const std::vector<std::string>& model_classes,
+                                     const std::string& what) {
+  std::vector<int> index;
+  std::vector<std::string> unknown;
+  for (const auto& c : classes) {
+    const auto it = std::find(model_classes.begin(), model_classes.end(), c);
+    index.push_back(it == model_classes.end() ? -1 : static_cast<int>(it - model_classes.begin()));
+    if (it == model_classes.end()) unknown.push_back(c);
+  }
+  if (!unknown.empty())
+    throw Error(fmt::format("{} [{}] {} not among the model's {} classes [{}]", what,
+                            fmt::join(unknown, ", "), unknown.size() == 1 ? "is" : "are",
+                            model_classes.size(), fmt::join(model_classes, ", ")));
+  return index;
+}
+
 void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::path& file,
                         bool force) {
   const FeatureMeta& want = model.features;
@@ -242,10 +259,11 @@ void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::
     fail(fmt::format("rows of {}, the model reads {}", fmt::join(m.feature_shape, "x"),
                      fmt::join(want.feature_shape, "x")));
   if (m.pool != want.pool) fail(fmt::format("pool {}, the model reads {}", m.pool, want.pool));
-  if (!m.classes.empty() && m.classes != model.classes)
-    fail(fmt::format("{} classes [{}], the model has {} [{}]", m.classes.size(),
-                     fmt::join(m.classes, ", "), model.classes.size(),
-                     fmt::join(model.classes, ", ")));
+  try {  // a subset of the model's classes is fine (issue 15, item 23)
+    model_class_indices(m.classes, model.classes, "its classes");
+  } catch (const Error& e) {
+    fail(e.what());
+  }
   if (m.preprocess != want.preprocess || m.input_height != want.input_height ||
       m.input_width != want.input_width)
     fail(fmt::format("made with {} at {}x{}, the model with {} at {}x{}", m.preprocess,

@@ -12,6 +12,7 @@
 #include "tl/evaluate.hpp"
 #include "tl/feature_file_source.hpp"
 #include "tl/finetune.hpp"
+#include "tl/image_list.hpp"
 #include "tl/machine.hpp"
 #include "tl/model_file.hpp"
 #include "tl/output_file.hpp"
@@ -108,6 +109,10 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
     }
   } cleanup;
   if (!cfg.images.empty()) {
+    // Before extracting anything: class folders the model does not know are refused, a
+    // subset of its classes is fine (issue 15, item 23).
+    model_class_indices(list_images(cfg.images).classes, classes,
+                        fmt::format("--images '{}': class folders", cfg.images.string()));
     // Refused before any file is written: a precision this CPU has no native kernel for.
     machine().require(parse_precision(model.info.features.precision), ConvAlgo::direct,
                       fmt::format("--images: the model '{}' was trained on features of "
@@ -148,8 +153,9 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   csv += "\n";
   if (stop && stop->load())  // interrupted: nothing written (exit 130 says so)
     throw Error("interrupted: no predictions written");
-  std::vector<int> labels;  // of the rows predicted
+  std::vector<int> labels;  // of the rows predicted, as the model's class indices
   const auto& fclasses = src.classes();
+  const std::vector<int> to_model = model_class_indices(fclasses, classes, "the file's classes");
   for (size_t r : rows) {
     const int label = src.labels()[r];
     if (label < -1 || label >= static_cast<int>(fclasses.size()))  // issue 15, item 20
@@ -158,13 +164,13 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
                       "(labels -1 .. {}): the file is damaged",
                       features.string(), r, src.paths()[r], label, fclasses.size(),
                       static_cast<int>(fclasses.size()) - 1));
-    labels.push_back(label);
+    labels.push_back(label < 0 ? -1 : to_model[static_cast<std::size_t>(label)]);
   }
   for (size_t r = 0; r < rows.size(); ++r) {
     const std::span<const float> row(&probs[r * C], C);
     const auto top = top_k(row, cfg.top_k);
     csv += fmt::format("{},{},{},{:.6f}", csv_field(src.paths()[rows[r]]),
-                       labels[r] >= 0 ? csv_field(fclasses.at(labels[r])) : std::string(),
+                       labels[r] >= 0 ? csv_field(classes.at(labels[r])) : std::string(),
                        csv_field(classes[pred[r]]), row[pred[r]]);
     for (int k = 1; k < cfg.top_k; ++k)
       csv += fmt::format(",{},{:.6f}", csv_field(classes[top[k]]), row[top[k]]);
@@ -172,7 +178,7 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
   }
   write_file_atomically(cfg.output, csv);
 
-  const bool labeled = rows.size() > 0 && src.all_labeled() && fclasses == classes;
+  const bool labeled = rows.size() > 0 && src.all_labeled();
   if (labeled) {
     const ConfusionMatrix cm = confusion_matrix(labels, pred, C);
     const ClassificationReport rep = classification_report(cm);

@@ -51,8 +51,14 @@ void save_model(const std::filesystem::path& path, const ModelInfo& info, const 
 // Throws Error naming the file when it is not a tlkit model or its weights do not fit.
 Model load_model(const std::filesystem::path& path);
 
+// For each class name of a feature file or image folder, its index among the model's
+// classes: a subset, in any order, is fine. Error naming `what` and every unknown class.
+std::vector<int> model_class_indices(const std::vector<std::string>& classes,
+                                     const std::vector<std::string>& model_classes,
+                                     const std::string& what);
+
 // Error naming `features_file` and the difference when features made as `m` cannot be fed
-// to the model (layer, row shape, extraction pooling, or classes when the file has them).
+// to the model (layer, row shape, extraction pooling, or classes the model does not know).
 // A different weights file is refused unless `force` (the message says so).
 void check_features_fit(const ModelInfo& model, const FeatureMeta& m,
                         const std::filesystem::path& features_file, bool force);
