@@ -632,27 +632,6 @@ TEST(ExtractResume, KilledAtRandomPointsEndsEqualToAnUninterruptedRun) {
   EXPECT_EQ(got.failed, ref.failed);
 }
 
-// Runs the tool with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): writes past the limit
-// fail with EFBIG, as on a full disk. Returns the exit status.
-int run_with_file_limit(const std::vector<std::string>& args, rlim_t bytes) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit lim{bytes, bytes};
-    setrlimit(RLIMIT_FSIZE, &lim);
-    signal(SIGXFSZ, SIG_IGN);
-    const int fd = open("/dev/null", O_WRONLY);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(args[0].c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 TEST(ExtractErrors, FullDiskKeepsCommittedRowsAndResumes) {
   TempDir d;
   testing::make_class_folders(d / "imgs", {"a", "b"}, 30, 40, 40);
@@ -673,7 +652,7 @@ TEST(ExtractErrors, FullDiskKeepsCommittedRowsAndResumes) {
                                       "2",
                                       "--quiet"};
   // block1_pool rows are 32x32x64 floats = 256 KiB (15 MiB in all): the limit falls mid-run.
-  EXPECT_EQ(run_with_file_limit(args, 12 << 20), 1);
+  EXPECT_EQ(testing::run_with_file_limit(args, 12 << 20), 1);
   FeatureMeta m;
   {
     FeatureReader r(d / "out.h5");  // readable, holding the committed rows
@@ -684,10 +663,10 @@ TEST(ExtractErrors, FullDiskKeepsCommittedRowsAndResumes) {
     EXPECT_EQ(r.paths().size(), r.rows());
   }
   // Space freed: the same command finishes, equal to a run that never failed.
-  EXPECT_EQ(run_with_file_limit(args, RLIM_INFINITY), 0);
+  EXPECT_EQ(testing::run_with_file_limit(args, RLIM_INFINITY), 0);
   auto ref = args;
   ref[4] = (d / "ref.h5").string();
-  EXPECT_EQ(run_with_file_limit(ref, RLIM_INFINITY), 0);
+  EXPECT_EQ(testing::run_with_file_limit(ref, RLIM_INFINITY), 0);
   const Contents a = read_all(d / "out.h5"), b = read_all(d / "ref.h5");
   EXPECT_TRUE(a.meta.complete);
   EXPECT_EQ(a.features, b.features);
@@ -712,7 +691,7 @@ TEST(ExtractErrors, FullDiskAtTheStartLeavesNothingAndTheSameCommandRuns) {
                                       "--layer",
                                       "block1_pool",
                                       "--quiet"};
-  EXPECT_EQ(run_with_file_limit(args, 0), 1);  // not even HDF5's header fits
+  EXPECT_EQ(testing::run_with_file_limit(args, 0), 1);  // not even HDF5's header fits
   EXPECT_FALSE(fs::exists(d / "out.h5"));
   testing::write_text(d / "out.h5", "");  // what the failed creation used to leave
   pid_t pid = 0;

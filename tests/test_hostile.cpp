@@ -444,23 +444,7 @@ TEST(HostileRun, FullDiskMessageNamesTheFileTheRowsKeptAndHowToResume) {
   args[8] = "64";  // --size 64, block1_pool: 256 KiB rows, the 12 MiB limit falls mid-run
   args[10] = "block1_pool";
   for (const char* a : {"--batch", "4", "--threads", "2"}) args.push_back(a);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit lim{12 << 20, 12 << 20};
-    setrlimit(RLIMIT_FSIZE, &lim);
-    signal(SIGXFSZ, SIG_IGN);
-    const int fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_EQ(testing::run_with_file_limit(args, 12 << 20, err), 1);
   const std::string e = testing::read_bytes(err);
   EXPECT_HAS(e, out.string());
   EXPECT_HAS(e, "no room for the next batch (File too large;");

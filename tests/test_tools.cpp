@@ -578,22 +578,12 @@ TEST(Tools, PredictionsAreWrittenWholeOrNotAtAll) {
                 .code,
             0);
   testing::write_text(csv, std::string(2000, 'x'));  // the previous predictions
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit lim{200, 200};  // the new CSV (8 rows) is larger: EFBIG, as a full disk
-    setrlimit(RLIMIT_FSIZE, &lim);
-    signal(SIGXFSZ, SIG_IGN);
-    const int fd = open((d / "err.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    const std::string tool = (fs::path(TL_TOOLS_DIR) / "tl-predict").string();
-    execl(tool.c_str(), tool.c_str(), "--model", model.c_str(), "--features", feats.c_str(),
-          "--output", csv.c_str(), "--quiet", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  // The new CSV (8 rows) is larger than 200 bytes: EFBIG, as a full disk.
+  EXPECT_EQ(
+      testing::run_with_file_limit({(fs::path(TL_TOOLS_DIR) / "tl-predict").string(), "--model",
+                                    model, "--features", feats, "--output", csv, "--quiet"},
+                                   200, d / "err.txt"),
+      1);
   const std::string err = testing::read_bytes(d / "err.txt");
   EXPECT_HAS(err, "cannot write '" + csv + "'");
   EXPECT_HAS(err, "File too large");
@@ -617,26 +607,11 @@ TEST(Tools, TrainOnAFullDiskLeavesNoTemporaryAndKeepsTheOldModel) {
                                        "4",       "--output", model,      "--quiet"};
   ASSERT_EQ(run_tool("tl-train", train).code, 0);
   const std::string before = testing::read_bytes(model);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const rlimit lim{16 << 10, 16 << 10};  // the model (8x8x128 -> 2 dense) is larger
-    setrlimit(RLIMIT_FSIZE, &lim);
-    signal(SIGXFSZ, SIG_IGN);
-    const int fd = open((d / "err.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    std::vector<std::string> all{(fs::path(TL_TOOLS_DIR) / "tl-train").string()};
-    all.insert(all.end(), train.begin(), train.end());
-    all.insert(all.end(), {"--plot", (d / "c.png").string()});
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 1);
+  // The model (8x8x128 -> 2 dense) is larger than 16 KiB: EFBIG, as a full disk.
+  std::vector<std::string> all{(fs::path(TL_TOOLS_DIR) / "tl-train").string()};
+  all.insert(all.end(), train.begin(), train.end());
+  all.insert(all.end(), {"--plot", (d / "c.png").string()});
+  EXPECT_EQ(testing::run_with_file_limit(all, 16 << 10, d / "err.txt"), 1);
   const std::string err = testing::read_bytes(d / "err.txt");
   EXPECT_HAS(err, "cannot write the model '" + model + "'");
   EXPECT_HAS(err, "is left as it was");

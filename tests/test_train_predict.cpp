@@ -1081,5 +1081,28 @@ TEST(OutputSafety, ASubsetOfTheModelsClassesIsPredictedUnknownOnesRefused) {
   EXPECT_FALSE(fs::exists(t.dir / "z.csv"));
 }
 
+// Issue 15, item 24: 3 of 120 byte-corrupted feature files crashed tl-train and tl-predict
+// (SIGSEGV inside HDF5 1.10.8's H5HG_read). A global heap whose collection size says 16 bytes
+// is one: it is now read first in a child process, the crash becomes an error naming the
+// file, and the existing model and predictions are left as they were.
+TEST(OutputSafety, AFeatureFileThatCrashesHdf5IsRefusedAndNothingIsWritten) {
+  Trained t;
+  std::string bytes = testing::read_bytes(t.test);
+  const auto gcol = bytes.find("GCOL");  // the global heap of the variable-length strings
+  ASSERT_NE(gcol, std::string::npos);
+  bytes.replace(gcol + 8, 4, std::string("\x10\0\0\0", 4));
+  testing::write_text(t.dir / "bad.h5", bytes);
+  const std::string model = testing::read_bytes(t.model);
+  testing::write_text(t.dir / "p.csv", "previous predictions\n");
+  const std::string msg =
+      testing::error_of([&] { predict_run(t.predict_config(t.dir / "bad.h5", "p.csv")); });
+  EXPECT_HAS(msg, "'" + (t.dir / "bad.h5").string() + "' is damaged: reading it crashes HDF5");
+  EXPECT_EQ(testing::read_bytes(t.dir / "p.csv"), "previous predictions\n");
+  // tl-train: refused too (whichever read meets the damage first), the model untouched.
+  EXPECT_HAS(testing::error_of([&] { train_run(train_config(t.dir / "bad.h5", t.model)); }),
+             (t.dir / "bad.h5").string());
+  EXPECT_EQ(testing::read_bytes(t.model), model);
+}
+
 }  // namespace
 }  // namespace tl

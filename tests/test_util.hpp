@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -103,6 +104,30 @@ inline int spawn_quiet(const std::vector<std::string>& args, pid_t& pid) {
   const int rc = posix_spawn(&pid, args[0].c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   return rc;
+}
+
+// Runs `args` (args[0] a path) with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored): writes
+// past it fail with EFBIG, as on a full disk. stderr goes to `stderr_to` ("" = /dev/null).
+// Returns the exit status (128 + the signal when killed).
+inline int run_with_file_limit(const std::vector<std::string>& args, rlim_t bytes,
+                               const std::filesystem::path& stderr_to = {}) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const rlimit lim{bytes, bytes};
+    setrlimit(RLIMIT_FSIZE, &lim);
+    signal(SIGXFSZ, SIG_IGN);
+    const int fd = stderr_to.empty() ? open("/dev/null", O_WRONLY)
+                                     : open(stderr_to.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(args[0].c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 // Resume after SIGKILL: runs `args` again and again, killing each run after a seeded random

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/hdf5_guard.hpp"
 #include "tl/merge.hpp"
 
 namespace tl {
@@ -65,6 +66,13 @@ FeatureFileSource::FeatureFileSource(const std::vector<std::filesystem::path>& i
   const auto& files = files_;
   offsets_.push_back(0);
   for (const auto& f : files) {
+    read_in_child_first(f, [&] {  // a file that crashes HDF5 is refused, never read here
+      const FeatureReader probe(f);
+      probe.labels();
+      probe.paths();
+      probe.augment_index();
+      probe.failed();
+    });
     auto r = std::make_unique<FeatureReader>(f);
     if (readers_.empty()) {
       meta_ = r->meta();

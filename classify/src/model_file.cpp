@@ -8,6 +8,7 @@
 
 #include "tl/error.hpp"
 #include "tl/hdf5.hpp"
+#include "tl/hdf5_guard.hpp"
 #include "tl/output_file.hpp"
 #include "tl/timestamp.hpp"
 
@@ -142,7 +143,9 @@ void save_model(const fs::path& path, const ModelInfo& info, const DenseHead& he
   cleanup.armed = false;
 }
 
-Model load_model(const fs::path& path) {
+namespace {
+
+Model read_model(const fs::path& path) {
   const auto f = h5::File::open(path);
   if (!f.has_attr("format") || f.read_attr<std::string>("format") != kModelFormat)
     throw Error(
@@ -229,6 +232,13 @@ Model load_model(const fs::path& path) {
     }
   }
   return {std::move(info), std::move(head), std::move(block5)};
+}
+
+}  // namespace
+
+Model load_model(const fs::path& path) {
+  read_in_child_first(path, [&] { read_model(path); });  // a model that crashes HDF5: refused
+  return read_model(path);
 }
 
 std::vector<int> model_class_indices(const std::vector<std::string>& classes,

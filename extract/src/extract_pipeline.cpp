@@ -21,6 +21,7 @@
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/hdf5_guard.hpp"
 #include "tl/machine.hpp"
 #include "tl/merge.hpp"
 #include "tl/output_file.hpp"
@@ -309,7 +310,11 @@ class Extraction {
     }
     FeatureMeta have;
     try {
-      have = read_feature_meta(h5::File::open(file_, h5::Mode::read_only, h5::Access::reader));
+      auto read = [&] {
+        return read_feature_meta(h5::File::open(file_, h5::Mode::read_only, h5::Access::reader));
+      };
+      read_in_child_first(file_, read);
+      have = read();
     } catch (const Error& e) {
       throw Error(
           fmt::format("output '{}' exists but cannot be resumed ({}); use --overwrite to "

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/hdf5_guard.hpp"
 #include "tl/output_file.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/timestamp.hpp"
@@ -154,7 +155,11 @@ ShardSet check_shard_folder(const fs::path& folder) {
     }
     FeatureMeta m;
     try {
-      m = read_feature_meta(h5::File::open(f.path, h5::Mode::read_only, h5::Access::reader));
+      auto read = [&] {
+        return read_feature_meta(h5::File::open(f.path, h5::Mode::read_only, h5::Access::reader));
+      };
+      read_in_child_first(f.path, read);  // a shard that crashes HDF5 is reported, not read
+      m = read();
     } catch (const Error& e) {
       problems.push_back(fmt::format("unreadable: '{}': {}", f.path.string(), e.what()));
       continue;
