@@ -9,6 +9,7 @@
 
 #include "tl/error.hpp"
 #include "tl/hdf5.hpp"
+#include "tl/hdf5_guard.hpp"
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
 
@@ -188,18 +189,13 @@ std::string Vgg16Weights::describe() const {
   return source + " (sha256 " + sha256.substr(0, 8) + "...)";
 }
 
-Vgg16Weights load_keras_weights(const fs::path& file, const std::vector<std::string>& layers) {
+namespace {
+
+// The conv layers `layers` of an existing Keras weights file (see load_keras_weights).
+Vgg16Weights read_keras_weights(const fs::path& file, const std::vector<std::string>& layers) {
   const std::vector<LayerSpec> convs = select_convs(layers);
   const std::string name = file.string();
   const std::string ctx = "weights file '" + name + "'";
-
-  std::error_code ec;
-  if (!fs::exists(file, ec)) {
-    std::string msg = ctx + ": no such file";
-    if (file.filename() == kCacheName)
-      msg += " (Keras's VGG16 weights: download them from " + std::string(kCacheUrl) + ")";
-    throw Error(msg);
-  }
   h5::File f = in_context(name, ctx, [&] { return h5::File::open(file); });
 
   // Keras: a model.save() file keeps the weights in group `model_weights`.
@@ -232,6 +228,21 @@ Vgg16Weights load_keras_weights(const fs::path& file, const std::vector<std::str
   }
   w.sha256 = sha256_file(file);
   return w;
+}
+
+}  // namespace
+
+Vgg16Weights load_keras_weights(const fs::path& file, const std::vector<std::string>& layers) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) {
+    std::string msg = "weights file '" + file.string() + "': no such file";
+    if (file.filename() == kCacheName)
+      msg += " (Keras's VGG16 weights: download them from " + std::string(kCacheUrl) + ")";
+    throw Error(msg);
+  }
+  // A file that crashes HDF5 1.10.8 is refused by name (docs/HARDENING.md), never read here.
+  read_in_child_first(file, [&] { read_keras_weights(file, layers); });
+  return read_keras_weights(file, layers);
 }
 
 std::optional<fs::path> find_keras_cache() {
