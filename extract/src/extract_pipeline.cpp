@@ -301,12 +301,9 @@ class Extraction {
     }
     if (cfg_.overwrite || !fs::exists(file_, ec)) {
       if (cfg_.net.precision == Precision::int8) meta.calibration = new_calibration();
-      try {
-        return FeatureWriter::create(file_, meta, cfg_.overwrite);
-      } catch (const Error&) {
-        fs::remove(file_, ec);  // what a failed creation left holds no row: not left behind
-        throw;
-      }
+      // Made whole under a temporary name, then put in place (FeatureWriter::create): a
+      // failure or a kill leaves nothing under the output's name.
+      return FeatureWriter::create(file_, meta, cfg_.overwrite);
     }
     FeatureMeta have;
     try {

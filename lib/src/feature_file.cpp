@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "tl/error.hpp"
+#include "tl/output_file.hpp"
 #include "tl/timestamp.hpp"
 
 namespace fs = std::filesystem;
@@ -335,23 +336,38 @@ FeatureWriter FeatureWriter::create(const fs::path& path, FeatureMeta meta, bool
   meta.entries_done = meta.rows_done = meta.failed_count = 0;
   meta.complete = false;
   if (meta.created.empty()) meta.created = utc_timestamp();
-  impl->file = h5::File::create(path, overwrite ? h5::Create::truncate : h5::Create::exclusive,
-                                h5::Access::appender);
-  h5::Dims row;
-  for (auto d : meta.feature_shape) row.push_back(static_cast<hsize_t>(d));
-  const hsize_t chunk = chunk_rows(meta.row_elements(), meta.dtype);
-  auto& f = impl->file;
-  f.create_rows_dataset("features", meta.dtype == "f16" ? h5::DType::f16 : h5::DType::f32, row,
-                        chunk);
-  f.create_rows_dataset("labels", h5::DType::i32, {}, 4096);
-  f.create_rows_dataset("paths", h5::DType::str, {}, 1024);
-  f.create_rows_dataset("augment_index", h5::DType::i32, {}, 4096);
-  f.create_rows_dataset("failed", h5::DType::str, {2}, 256);
-  f.create_dataset("classes", h5::DType::str, {meta.classes.size()})
-      .write<std::string>(meta.classes);
-  write_meta(f, meta);
-  write_progress(f, meta);
-  f.flush();
+  // Made whole under a temporary name, then put in place: a kill or a full disk during the
+  // creation never leaves a half-made file under `path` that the same command cannot resume
+  // (issue 15, item 15; a SIGKILL inside H5Fcreate left a 96-byte file).
+  const fs::path tmp = temporary_path_for(path);
+  try {
+    auto f = h5::File::create(tmp, h5::Create::exclusive, h5::Access::appender);
+    h5::Dims row;
+    for (auto d : meta.feature_shape) row.push_back(static_cast<hsize_t>(d));
+    const hsize_t chunk = chunk_rows(meta.row_elements(), meta.dtype);
+    f.create_rows_dataset("features", meta.dtype == "f16" ? h5::DType::f16 : h5::DType::f32, row,
+                          chunk);
+    f.create_rows_dataset("labels", h5::DType::i32, {}, 4096);
+    f.create_rows_dataset("paths", h5::DType::str, {}, 1024);
+    f.create_rows_dataset("augment_index", h5::DType::i32, {}, 4096);
+    f.create_rows_dataset("failed", h5::DType::str, {2}, 256);
+    f.create_dataset("classes", h5::DType::str, {meta.classes.size()})
+        .write<std::string>(meta.classes);
+    write_meta(f, meta);
+    write_progress(f, meta);
+    f.flush();
+    f.close();
+    // overwrite: replaces `path` at once; else link() fails when `path` exists (no race).
+    const bool placed = overwrite ? ::rename(tmp.c_str(), path.c_str()) == 0
+                                  : ::link(tmp.c_str(), path.c_str()) == 0;
+    if (!placed)
+      throw Error(fmt::format("cannot create '{}': {}", path.string(), std::strerror(errno)));
+    if (!overwrite) ::unlink(tmp.c_str());
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  impl->file = h5::File::open(path, h5::Mode::read_write, h5::Access::appender);
   impl->meta = std::move(meta);
   impl->open_datasets();
   return FeatureWriter(std::move(impl));
