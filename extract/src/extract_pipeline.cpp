@@ -96,10 +96,7 @@ void validate(const ExtractConfig& c) {
     throw UsageError(fmt::format("--calibrate: {} (must be at least 1)", c.calibrate));
   c.augment.validate();
   // A precision or algorithm this CPU has no kernel for is refused here, before any file.
-  if (c.net.precision == Precision::f32 && c.net.algo == ConvAlgo::winograd)
-    machine().require(Precision::f32, ConvAlgo::winograd, "--algo");
-  else
-    machine().require(c.net.precision, ConvAlgo::direct, "--precision");
+  machine().require_net(c.net.precision, c.net.algo);
 }
 
 class Extraction {

@@ -348,6 +348,13 @@ void Machine::require(Precision p, ConvAlgo a, std::string_view option) const {
       can.empty() ? std::string("nothing natively") : fmt::format("{}", fmt::join(can, ", "))));
 }
 
+void Machine::require_net(Precision p, ConvAlgo a) const {
+  if (p == Precision::f32 && a == ConvAlgo::winograd)
+    require(Precision::f32, ConvAlgo::winograd, "--algo");
+  else
+    require(p, ConvAlgo::direct, "--precision");
+}
+
 void Machine::require_training(Precision p, std::string_view option) const {
   if (p == Precision::f32 || (p == Precision::bf16 && bf16_training.native)) return;
   throw UsageError(fmt::format(

@@ -377,10 +377,7 @@ Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
   impl_->cfg = config;
   // What this CPU has no native kernel for is refused (UsageError naming the ISA), never run on
   // oneDNN's reference code or swapped for another algorithm in silence.
-  if (config.precision == Precision::f32 && config.algo == ConvAlgo::winograd)
-    machine().require(Precision::f32, ConvAlgo::winograd, "--algo");
-  else
-    machine().require(config.precision, ConvAlgo::direct, "--precision");
+  machine().require_net(config.precision, config.algo);
   const int first = layer_index(config.from) + 1;
   const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
   impl_->in_shape = {config.batch, config.height, config.width, cin};

@@ -145,10 +145,7 @@ NetConfig NetOptions::config(int batch) const {
   c.algo = algo.empty() ? m.default_f32_algo()
                         : parse_option("--algo", algo, [](auto& s) { return parse_algo(s); });
   // Refused here, before any file is opened: what this CPU has no native kernel for.
-  if (c.precision == Precision::f32 && c.algo == ConvAlgo::winograd)
-    m.require(Precision::f32, ConvAlgo::winograd, "--algo");
-  else
-    m.require(c.precision, ConvAlgo::direct, "--precision");
+  m.require_net(c.precision, c.algo);
   parse_option("--size", size, [&](const std::string&) {  // size errors up front
     return infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);
   });

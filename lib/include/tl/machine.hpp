@@ -45,6 +45,9 @@ struct Machine {
   // Throws UsageError naming `option`, this ISA and what runs here instead when oneDNN has no
   // native kernel for (p, a).
   void require(Precision p, ConvAlgo a, std::string_view option) const;
+  // What a net of precision `p` asked for `--algo a` runs (--algo changes f32 only): require()
+  // of it, naming --algo for f32 Winograd and --precision otherwise.
+  void require_net(Precision p, ConvAlgo a) const;
   // The same for fine-tuning's convolutions (forward and backward): f32 always runs; bf16
   // needs bf16_training (UsageError naming `option` and the ISA).
   void require_training(Precision p, std::string_view option) const;
