@@ -78,14 +78,16 @@ inline Vec softmax(const Vec& logits, int classes) {
   return p;
 }
 
-// The head's logits in float64; params in DenseHead::params() order; mask {N, hidden} or empty.
+// The head's logits in float64; params in DenseHead::params() order; mask {N, hidden} or empty;
+// z: the head's standardisation (empty: none).
 inline Vec head_logits(const HeadConfig& cfg, const std::vector<Vec>& params, const Vec& rows,
-                       int n, const Vec& mask) {
+                       int n, const Vec& mask, const Standardization& z = {}) {
   const int h = cfg.input.h, w = cfg.input.w, c = cfg.input.c;
   const size_t rs = static_cast<size_t>(h) * w * c;
   Vec x;
   for (int i = 0; i < n; ++i) {
-    const Vec r = pool(cfg.pool, rows.data() + i * rs, h, w, c);
+    Vec r = pool(cfg.pool, rows.data() + i * rs, h, w, c);
+    for (size_t j = 0; j < r.size() && !z.empty(); ++j) r[j] = (r[j] - z.mean[j]) / z.std[j];
     x.insert(x.end(), r.begin(), r.end());
   }
   const int f = static_cast<int>(x.size() / n);

@@ -4,12 +4,14 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <set>
 
 #include <gtest/gtest.h>
 
 #include "classify_reference.hpp"
+#include "test_util.hpp"
 #include "tl/dense_head.hpp"
 #include "tl/error.hpp"
 #include "tl/evaluate.hpp"
@@ -641,6 +643,186 @@ TEST(SeededRandom, ShuffleIsAPermutationAndUniformBelowIsInRange) {
   EXPECT_NE(v[0] * 1000 + v[1], 1);  // moved
   for (int i = 0; i < 1000; ++i) EXPECT_LT(uniform_below(rng, 7), 7u);
   EXPECT_NE(derive_seed(1, SeedStream::shuffle), derive_seed(1, SeedStream::dropout));
+}
+
+// --- the fit loop's guard, clipping and keep_start, on a scripted Trainable -------------------
+
+// One parameter vector in a quadratic bowl around `target`: grad = value - target. Each
+// train_step call may be scripted to return a bad loss or a collapsed prediction; validation
+// loss is the bowl's value (or scripted per evaluation).
+class Scripted : public Trainable {
+ public:
+  explicit Scripted(std::vector<float> start) {
+    params_.push_back({"w",
+                       {static_cast<int>(start.size())},
+                       start,
+                       std::vector<float>(start.size(), 0.f),
+                       true});
+    target_.assign(start.size(), 0.f);
+  }
+  Shape input_row() const override { return {0, 1, 1, 1}; }
+  int classes() const override { return 2; }
+  std::vector<std::vector<Param>*> param_groups() override { return {&params_}; }
+  BatchResult train_step(const float*, int n, std::span<const int>, std::span<const float>,
+                         std::mt19937_64&) override {
+    ++calls;
+    Param& p = params_[0];
+    double loss = 0;
+    for (size_t i = 0; i < p.value.size(); ++i) {
+      p.grad[i] = fixed_grad.empty() ? p.value[i] - target_[i] : fixed_grad[i];
+      loss += 0.5 * std::pow(p.value[i] - target_[i], 2);
+    }
+    BatchResult r{.loss = 0.5 + loss, .correct = n / 2, .min_class = 0, .max_class = 1};
+    if (script) script(calls, r);
+    return r;
+  }
+  Evaluation evaluate(FeatureSource& src, int, const std::atomic<bool>*) override {
+    ++evaluations;
+    double loss = 0;
+    for (size_t i = 0; i < params_[0].value.size(); ++i)
+      loss += 0.5 * std::pow(params_[0].value[i] - target_[i], 2);
+    if (val_loss) loss = val_loss(evaluations);
+    return {.loss = loss, .accuracy = 0.5, .rows = src.rows()};
+  }
+  std::string collapse() const override { return collapse_at == calls ? "block5 is dead" : ""; }
+
+  std::vector<float>& value() { return params_[0].value; }
+  int calls = 0, evaluations = 0, collapse_at = -1;
+  std::function<void(int call, BatchResult&)> script{};
+  std::function<double(int evaluation)> val_loss{};
+  std::vector<float> fixed_grad{};
+
+ private:
+  std::vector<Param> params_;
+  std::vector<float> target_;
+};
+
+InMemorySource two_class_rows(size_t rows) {
+  std::vector<int> labels(rows);
+  for (size_t i = 0; i < rows; ++i) labels[i] = static_cast<int>(i % 2);
+  return InMemorySource({0, 1, 1, 1}, std::vector<float>(rows, 0.f), std::move(labels));
+}
+
+TrainOptions sgd(float lr, int epochs) {
+  return {.epochs = epochs,
+          .batch = 10,
+          .shuffle = false,
+          .optimizer = {.kind = OptimizerKind::sgd, .learning_rate = lr}};
+}
+
+TEST(Guard, EachTroubleRollsBackHalvesTheRateAndRedoesTheEpoch) {
+  struct Case {
+    const char* reason;
+    std::function<void(Scripted&)> arm;
+  };
+  const std::vector<Case> cases{
+      {"the loss is not finite",
+       [](Scripted& m) {
+         m.script = [](int call, BatchResult& r) { r.loss = call == 7 ? NAN : r.loss; };
+       }},
+      {"the gradient is not finite",
+       [](Scripted& m) {
+         m.script = [&m](int call, BatchResult&) {
+           if (call == 7) m.param_groups()[0]->at(0).grad[0] = INFINITY;
+         };
+       }},
+      {"over 10 x the starting",
+       [](Scripted& m) {
+         m.script = [](int call, BatchResult& r) { r.loss = call == 7 ? 1e3 : r.loss; };
+       }},
+      {"every training row predicted as class 1",
+       [](Scripted& m) {
+         m.script = [](int call, BatchResult& r) {
+           if (call > 4 && call <= 8) r.min_class = r.max_class = 1;  // all of epoch 2
+         };
+       }},
+      {"block5 is dead", [](Scripted& m) { m.collapse_at = 7; }},
+  };
+  auto src = two_class_rows(40);  // 4 batches an epoch
+  for (const auto& c : cases) {
+    Scripted m({4.f, -2.f});
+    c.arm(m);
+    std::vector<float> at_rollback;
+    std::vector<GuardEvent> events;
+    const TrainResult r = fit(m, src, nullptr, sgd(0.1f, 3), {.on_guard = [&](const GuardEvent& e) {
+                                events.push_back(e);
+                                at_rollback = m.value();
+                              }});
+    ASSERT_EQ(events.size(), 1u) << c.reason;
+    EXPECT_HAS(events[0].reason, c.reason);
+    EXPECT_EQ(events[0].epoch, 2) << c.reason;
+    EXPECT_EQ(events[0].rolled_back_to, 1);
+    EXPECT_FLOAT_EQ(events[0].learning_rate, 0.05f);
+    EXPECT_FALSE(events[0].gave_up);
+    // Rolled back to epoch 1's weights: 4 SGD steps of lr 0.1 in the bowl, 0.9^4 of the start.
+    EXPECT_NEAR(at_rollback[0], 4 * std::pow(0.9, 4), 1e-5) << c.reason;
+    ASSERT_EQ(r.history.size(), 3u) << c.reason;  // epoch 2 redone, all 3 completed
+    EXPECT_FLOAT_EQ(r.history[0].learning_rate, 0.1f);
+    EXPECT_FLOAT_EQ(r.history[1].learning_rate, 0.05f);
+    EXPECT_EQ(r.history[1].guard_retries, 1);
+    EXPECT_TRUE(r.guard_stop.empty());
+    EXPECT_EQ(r.guard_events.size(), 1u);
+  }
+}
+
+TEST(Guard, GivesUpAfterItsRetriesKeepingTheLastGoodWeights) {
+  auto src = two_class_rows(40);
+  Scripted m({1.f, 1.f});
+  m.script = [](int call, BatchResult& r) { r.loss = call > 4 ? NAN : r.loss; };  // from epoch 2
+  TrainOptions o = sgd(0.1f, 5);
+  o.guard_retries = 2;
+  const TrainResult r = fit(m, src, nullptr, o);
+  ASSERT_EQ(r.guard_events.size(), 3u);
+  EXPECT_TRUE(r.guard_events.back().gave_up);
+  EXPECT_HAS(r.guard_stop, "gave up after 2 rollback(s)");
+  EXPECT_HAS(r.guard_stop, "epoch 2");
+  ASSERT_EQ(r.history.size(), 1u);
+  EXPECT_NEAR(m.value()[0], std::pow(0.9, 4), 1e-6);  // epoch 1's weights, not a bad one
+}
+
+TEST(Fit, ClipNormBoundsTheGradientOfAllParamsTogether) {
+  auto src = two_class_rows(10);  // one batch
+  Scripted m({0.f, 0.f});
+  m.fixed_grad = {6.f, 8.f};  // norm 10
+  TrainOptions o = sgd(1.f, 1);
+  o.clip_norm = 2;
+  fit(m, src, nullptr, o);
+  EXPECT_FLOAT_EQ(m.value()[0], -1.2f);  // -lr * g * 2 / 10
+  EXPECT_FLOAT_EQ(m.value()[1], -1.6f);
+  Scripted u({0.f, 0.f});
+  u.fixed_grad = {0.6f, 0.8f};  // norm 1: below the threshold, untouched
+  fit(u, src, nullptr, o);
+  EXPECT_FLOAT_EQ(u.value()[0], -0.6f);
+}
+
+TEST(Fit, KeepStartEndsWithTheStartingWeightsWhenNoEpochBeatsThemOnValidation) {
+  auto src = two_class_rows(20), val = two_class_rows(10);
+  Scripted m({3.f, 3.f});
+  m.val_loss = [](int evaluation) { return evaluation == 1 ? 0.1 : 0.2 + evaluation; };
+  TrainOptions o = sgd(0.1f, 3);
+  o.keep_start = true;
+  const TrainResult r = fit(m, src, &val, o);
+  EXPECT_TRUE(r.kept_start);
+  EXPECT_TRUE(r.restored_best);
+  EXPECT_EQ(r.best_epoch, 0);
+  EXPECT_DOUBLE_EQ(r.start.loss, 0.1);
+  EXPECT_EQ(r.history.size(), 3u);
+  EXPECT_EQ(m.value(), (std::vector<float>{3.f, 3.f}));
+  // An epoch that beats the start is kept instead.
+  Scripted b({3.f, 3.f});
+  b.val_loss = [](int evaluation) { return evaluation == 3 ? 0.05 : 1.0; };
+  const TrainResult rb = fit(b, src, &val, o);
+  EXPECT_FALSE(rb.kept_start);
+  EXPECT_EQ(rb.best_epoch, 2);
+}
+
+TEST(Fit, RefusesBadGuardOptions) {
+  auto src = two_class_rows(10);
+  Scripted m({0.f});
+  for (auto [o, what] : {std::pair{TrainOptions{.guard_retries = -1}, "guard retries"},
+                         std::pair{TrainOptions{.explode_factor = 1}, "explode factor"},
+                         std::pair{TrainOptions{.clip_norm = -1}, "clip norm"}})
+    EXPECT_HAS(testing::error_of([&] { fit(m, src, nullptr, o); }), what);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <numeric>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -16,6 +18,7 @@
 
 #include "aligned_buffer.hpp"
 #include "tl/error.hpp"
+#include "tl/evaluate.hpp"
 #include "tl/feature_source.hpp"
 #include "tl/head_layers.hpp"
 #include "tl/loss.hpp"
@@ -53,16 +56,19 @@ void validate(const HeadConfig& c) {
 namespace {
 
 // Everything one batch size needs: the layers (their primitives) and the activations.
-// Never moved once built (the layers point at its scratchpad).
+// Never moved once built (the layers point at its scratchpad). `input_grad`: training that
+// also returns the gradient of the head's input (fine-tuning).
 struct Plan {
-  Plan(const HeadConfig& cfg, int features, int n, Pass pass) : n(n), pass(pass) {
+  Plan(const HeadConfig& cfg, int features, bool own_x, int n, Pass pass, bool input_grad)
+      : n(n), pass(pass) {
     const bool mlp = cfg.kind == HeadKind::mlp;
     const int in2 = mlp ? cfg.hidden : features;
     const size_t f = sizeof(float);
-    if (cfg.pool != Pool::flatten) x.reserve(f * n * features);
+    if (own_x) x.reserve(f * n * features);
+    if (input_grad && cfg.pool != Pool::flatten) dx.reserve(f * n * features);
     if (mlp) {
-      // {N, features} -> {N, hidden}; the input is a constant feature: no diff_src
-      fc1.emplace(n, features, cfg.hidden, pass, scratch, /*diff_src=*/false);
+      // {N, features} -> {N, hidden}; a constant input needs no diff_src
+      fc1.emplace(n, features, cfg.hidden, pass, scratch, /*diff_src=*/input_grad);
       relu.emplace(n, cfg.hidden, pass, scratch);  // {N, hidden} -> {N, hidden}
       h1.reserve(f * n * cfg.hidden);
       a1.reserve(f * n * cfg.hidden);
@@ -73,8 +79,9 @@ struct Plan {
         dh1.reserve(f * n * cfg.hidden);
       }
     }
-    out.emplace(n, in2, cfg.classes, pass, scratch, /*diff_src=*/mlp);  // {N, in2} -> {N, C}
-    softmax.emplace(n, cfg.classes, scratch);                           // {N, C} -> {N, C}
+    // {N, in2} -> {N, C}
+    out.emplace(n, in2, cfg.classes, pass, scratch, /*diff_src=*/mlp || input_grad);
+    softmax.emplace(n, cfg.classes, scratch);  // {N, C} -> {N, C}
     logits.reserve(f * n * cfg.classes);
     probs.reserve(f * n * cfg.classes);
     if (pass == Pass::training) dlogits.reserve(f * n * cfg.classes);
@@ -86,9 +93,9 @@ struct Plan {
   std::optional<DenseLayer> fc1, out;
   std::optional<ReluLayer> relu;
   std::optional<SoftmaxLayer> softmax;
-  // x: pooled input; h1 = fc1(x); a1 = relu(h1); d1 = dropout(a1); logits; probs.
-  // dd1 = d loss / d d1 (then / d a1 in place); dh1 = d loss / d h1.
-  detail::AlignedBuffer x, h1, a1, mask, d1, logits, probs, dlogits, dd1, dh1;
+  // x: pooled, standardized input; h1 = fc1(x); a1 = relu(h1); d1 = dropout(a1); logits;
+  // probs. dd1 = d loss / d d1 (then / d a1 in place); dh1 = d loss / d h1; dx = d loss / d x.
+  detail::AlignedBuffer x, h1, a1, mask, d1, logits, probs, dlogits, dd1, dh1, dx;
 };
 
 // Plans kept at once: the training batch, its short last batch, the evaluation batch and its
@@ -103,13 +110,18 @@ struct DenseHead::Impl {
   size_t row_size = 0;
   std::vector<Param> params;
   int k1 = -1, b1 = -1, k2 = -1, b2 = -1;  // indices into params (k1, b1: mlp only)
-  std::map<std::pair<int, Pass>, std::unique_ptr<Plan>> plans;
+  Standardization standardization;
+  std::map<std::tuple<int, Pass, bool>, std::unique_ptr<Plan>> plans;
 
-  Plan& plan(int n, Pass pass) {
-    auto key = std::make_pair(n, pass);
+  // The input is copied when it is pooled or standardized; flatten alone reads the rows.
+  bool own_x() const { return cfg.pool != Pool::flatten || !standardization.empty(); }
+
+  Plan& plan(int n, Pass pass, bool input_grad = false) {
+    auto key = std::make_tuple(n, pass, input_grad);
     if (auto it = plans.find(key); it != plans.end()) return *it->second;
     if (plans.size() >= kMaxPlans) plans.clear();
-    return *plans.emplace(key, std::make_unique<Plan>(cfg, features, n, pass)).first->second;
+    return *plans.emplace(key, std::make_unique<Plan>(cfg, features, own_x(), n, pass, input_grad))
+                .first->second;
   }
 
   void check_n(int n, std::span<const int> labels, bool need_labels) const {
@@ -118,9 +130,9 @@ struct DenseHead::Impl {
       throw Error(fmt::format("head: {} labels for {} rows", labels.size(), n));
   }
 
-  // Stored rows -> head input: the rows themselves for flatten, else pooled into p.x.
+  // Stored rows -> head input: the rows themselves for flatten alone, else prepared in p.x.
   const float* input(Plan& p, const float* rows, int n, const DenseHead& head) {
-    if (cfg.pool == Pool::flatten) return rows;
+    if (!own_x()) return rows;
     head.prepare(rows, n, p.x.floats());
     return p.x.floats();
   }
@@ -145,12 +157,17 @@ struct DenseHead::Impl {
     return src;
   }
 
-  int hits(const float* probs, int n, std::span<const int> labels) const {
-    int correct = 0;
-    for (int i = 0; i < n; ++i)
-      correct += argmax({probs + static_cast<size_t>(i) * cfg.classes,
-                         static_cast<size_t>(cfg.classes)}) == labels[i];
-    return correct;
+  // Hits against `labels` and the range of predicted classes, into r.
+  void score(const float* probs, int n, std::span<const int> labels, BatchResult& r) const {
+    r.correct = 0;
+    r.min_class = cfg.classes, r.max_class = -1;
+    for (int i = 0; i < n; ++i) {
+      const int k =
+          argmax({probs + static_cast<size_t>(i) * cfg.classes, static_cast<size_t>(cfg.classes)});
+      r.correct += k == labels[i];
+      r.min_class = std::min(r.min_class, k);
+      r.max_class = std::max(r.max_class, k);
+    }
   }
 };
 
@@ -230,7 +247,35 @@ void DenseHead::set_weights(const std::vector<std::vector<float>>& w) {
     std::copy(w[i].begin(), w[i].end(), ps[i].value.begin());
 }
 
+void DenseHead::set_standardization(Standardization s) {
+  Impl& m = *impl_;
+  if (!s.empty()) {
+    if (s.mean.size() != static_cast<size_t>(m.features) || s.std.size() != s.mean.size())
+      throw Error(
+          fmt::format("head: standardisation of {} mean(s) and {} std(s), the head has {} "
+                      "input features",
+                      s.mean.size(), s.std.size(), m.features));
+    for (size_t j = 0; j < s.mean.size(); ++j)
+      if (!std::isfinite(s.mean[j]) || !std::isfinite(s.std[j]) || !(s.std[j] > 0.f))
+        throw Error(
+            fmt::format("head: standardisation of feature {}: mean {} std {} (need finite, "
+                        "std > 0)",
+                        j, s.mean[j], s.std[j]));
+  }
+  m.standardization = std::move(s);
+  m.plans.clear();  // whether the input is copied changed
+}
+
+const Standardization& DenseHead::standardization() const {
+  return impl_->standardization;
+}
+
 void DenseHead::prepare(const float* rows, int n, float* x) const {
+  pool(rows, n, x);
+  if (!impl_->standardization.empty()) standardize(impl_->standardization, x, n);
+}
+
+void DenseHead::pool(const float* rows, int n, float* x) const {
   const HeadConfig& c = impl_->cfg;
   const size_t rs = impl_->row_size, f = impl_->features;
   const int grain =
@@ -257,53 +302,91 @@ BatchResult DenseHead::evaluate(const float* rows, int n, std::span<const int> l
   m.forward(p, m.input(p, rows, n, *this), out, nullptr);
   BatchResult r;
   r.loss = softmax_cross_entropy(p.logits.floats(), out, labels, {}, m.cfg.classes, nullptr);
-  r.correct = m.hits(out, n, labels);
+  m.score(out, n, labels, r);
   return r;
 }
 
 BatchResult DenseHead::train_step(const float* rows, int n, std::span<const int> labels,
                                   std::span<const float> sample_weights,
-                                  std::mt19937_64& dropout_rng) {
+                                  std::mt19937_64& dropout_rng, float* d_rows) {
   Impl& m = *impl_;
   m.check_n(n, labels, true);
-  Plan& p = m.plan(n, Pass::training);
+  Plan& p = m.plan(n, Pass::training, d_rows != nullptr);
   auto& ps = m.params;
+  const HeadConfig& c = m.cfg;
   const float* x = m.input(p, rows, n, *this);
   const float* src2 = m.forward(p, x, p.probs.floats(), &dropout_rng);
 
   BatchResult r;
   // {N, C} logits, probs -> loss, {N, C} d loss / d logits
   r.loss = softmax_cross_entropy(p.logits.floats(), p.probs.floats(), labels, sample_weights,
-                                 m.cfg.classes, p.dlogits.floats());
-  r.correct = m.hits(p.probs.floats(), n, labels);
+                                 c.classes, p.dlogits.floats());
+  m.score(p.probs.floats(), n, labels, r);
 
-  if (m.cfg.kind == HeadKind::linear) {  // {N, C} -> kernel [features, C], bias [C]
-    p.out->backward(x, ps[m.k2].value.data(), p.dlogits.floats(), nullptr, ps[m.k2].grad.data(),
+  // d loss / d x, {N, features}: straight into d_rows unless a pool sits in between.
+  float* dx = !d_rows ? nullptr : c.pool == Pool::flatten ? d_rows : p.dx.floats();
+  if (c.kind == HeadKind::linear) {  // {N, C} -> {N, features}, kernel [features, C], bias [C]
+    p.out->backward(x, ps[m.k2].value.data(), p.dlogits.floats(), dx, ps[m.k2].grad.data(),
                     ps[m.b2].grad.data());
-    return r;
+  } else {
+    // {N, C} -> {N, hidden} and kernel [hidden, C], bias [C]
+    p.out->backward(src2, ps[m.k2].value.data(), p.dlogits.floats(), p.dd1.floats(),
+                    ps[m.k2].grad.data(), ps[m.b2].grad.data());
+    if (c.dropout > 0.f)  // {N, hidden} -> {N, hidden}: same mask
+      apply_mask(p.dd1.floats(), {p.mask.floats(), static_cast<size_t>(n) * c.hidden},
+                 p.dd1.floats());
+    p.relu->backward(p.h1.floats(), p.dd1.floats(), p.dh1.floats());  // {N, hidden} -> same
+    // {N, hidden} -> {N, features}, kernel [features, hidden], bias [hidden]
+    p.fc1->backward(x, ps[m.k1].value.data(), p.dh1.floats(), dx, ps[m.k1].grad.data(),
+                    ps[m.b1].grad.data());
   }
-  // {N, C} -> {N, hidden} and kernel [hidden, C], bias [C]
-  p.out->backward(src2, ps[m.k2].value.data(), p.dlogits.floats(), p.dd1.floats(),
-                  ps[m.k2].grad.data(), ps[m.b2].grad.data());
-  if (m.cfg.dropout > 0.f)  // {N, hidden} -> {N, hidden}: same mask
-    apply_mask(p.dd1.floats(), {p.mask.floats(), static_cast<size_t>(n) * m.cfg.hidden},
-               p.dd1.floats());
-  p.relu->backward(p.h1.floats(), p.dd1.floats(), p.dh1.floats());  // {N, hidden} -> {N, hidden}
-  // {N, hidden} -> kernel [features, hidden], bias [hidden]
-  p.fc1->backward(x, ps[m.k1].value.data(), p.dh1.floats(), nullptr, ps[m.k1].grad.data(),
-                  ps[m.b1].grad.data());
+  if (!d_rows) return r;
+  if (!m.standardization.empty()) standardize_backward(m.standardization, dx, n);
+  if (c.pool != Pool::flatten) {  // {N, c} -> {N, h, w, c}
+    const size_t rs = m.row_size, f = m.features;
+    for (int i = 0; i < n; ++i)
+      global_pool_backward(c.pool, rows + i * rs, c.input.h, c.input.w, c.input.c, dx + i * f,
+                           d_rows + i * rs);
+  }
   return r;
 }
 
 std::string DenseHead::describe() const {
   std::string s;
   for (const auto& [key, p] : impl_->plans) {
-    s += fmt::format("batch {} ({}):\n", key.first,
-                     key.second == Pass::training ? "training" : "inference");
+    s += fmt::format("batch {} ({}):\n", std::get<0>(key),
+                     std::get<1>(key) == Pass::training ? "training" : "inference");
     if (p->fc1) s += "  " + p->fc1->describe() + "\n  " + p->relu->describe() + "\n";
     s += "  " + p->out->describe() + "\n  " + p->softmax->describe() + "\n";
   }
   return s;
+}
+
+Standardization input_statistics(const DenseHead& head, FeatureSource& src, int batch) {
+  return input_statistics(head, std::vector<FeatureSource*>{&src}, batch);
+}
+
+Standardization input_statistics(const DenseHead& head, const std::vector<FeatureSource*>& srcs,
+                                 int batch) {
+  if (batch < 1) throw UsageError(fmt::format("batch size {} (must be >= 1)", batch));
+  FeatureMoments moments(head.features());
+  for (FeatureSource* src : srcs) {
+    check_source(head, *src, "standardisation");
+    const size_t total = src->rows();
+    const size_t b = std::min<size_t>(batch, std::max<size_t>(total, 1));
+    detail::AlignedBuffer rows(b * head.row_size() * sizeof(float)),
+        x(b * head.features() * sizeof(float));
+    std::vector<size_t> idx;
+    for (size_t first = 0; first < total; first += b) {
+      const int n = static_cast<int>(std::min(b, total - first));
+      idx.resize(n);
+      std::iota(idx.begin(), idx.end(), first);
+      src->read(idx, rows.floats());
+      head.pool(rows.floats(), n, x.floats());  // {n, h, w, c} -> {n, features}
+      moments.add(x.floats(), n);
+    }
+  }
+  return moments.result();
 }
 
 }  // namespace tl

@@ -90,6 +90,11 @@ void write_model_file(const fs::path& tmp, const ModelInfo& info, const DenseHea
     names.push_back(p.name);
   }
   h.write_attr("weight_names", names);
+  if (const Standardization& z = head.standardization(); !z.empty()) {  // [features] each
+    const h5::Dims dims{z.mean.size()};
+    h.create_dataset("standardize_mean", h5::DType::f32, dims).write<float>(z.mean);
+    h.create_dataset("standardize_std", h5::DType::f32, dims).write<float>(z.std);
+  }
 
   auto g = f.create_group("features");
   write_features_meta(g, info.features);
@@ -205,6 +210,19 @@ Model read_model(const fs::path& path) {
         throw Error(fmt::format("'{}': head/{} holds NaN or Inf", path.string(), p.name));
   }
   head.set_weights(w);
+  // Standardisation: absent in models written before it existed, which read rows as they are.
+  if (h.exists("standardize_mean") || h.exists("standardize_std")) {
+    if (!h.exists("standardize_mean") || !h.exists("standardize_std"))
+      throw Error(fmt::format("'{}': head/standardize_mean and head/standardize_std come together",
+                              path.string()));
+    Standardization z{h.open_dataset("standardize_mean").read<float>(),
+                      h.open_dataset("standardize_std").read<float>()};
+    try {
+      head.set_standardization(std::move(z));
+    } catch (const Error& e) {
+      throw Error(fmt::format("'{}': {}", path.string(), e.what()));
+    }
+  }
   std::vector<ConvWeights> block5;
   if (f.has_attr("finetuned")) {
     info.finetuned = f.read_attr<std::string>("finetuned");

@@ -1,5 +1,6 @@
 #include "tl/report.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <ostream>
 
@@ -50,9 +51,15 @@ std::string json_string(std::string_view s) {
 }
 
 void write_history_csv(const std::filesystem::path& path, std::span<const EpochRecord> history) {
-  std::string s = "epoch,accuracy,loss,val_accuracy,val_loss\n";
+  // Like Keras, a learning_rate column only when something changed the rate (the guard).
+  const bool lr = std::any_of(history.begin(), history.end(), [&](const EpochRecord& e) {
+    return e.learning_rate != history.front().learning_rate;
+  });
+  std::string s = lr ? "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n"
+                     : "epoch,accuracy,loss,val_accuracy,val_loss\n";
   for (const auto& e : history) {
-    s += fmt::format("{},{},{}", e.epoch - 1, e.accuracy, e.loss);
+    s += lr ? fmt::format("{},{},{},{}", e.epoch - 1, e.accuracy, e.learning_rate, e.loss)
+            : fmt::format("{},{},{}", e.epoch - 1, e.accuracy, e.loss);
     s += e.has_val ? fmt::format(",{},{}\n", e.val_accuracy, e.val_loss) : ",,\n";
   }
   write_file_atomically(path, s);

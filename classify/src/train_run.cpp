@@ -12,6 +12,7 @@
 #include "tl/error.hpp"
 #include "tl/feature_file_source.hpp"
 #include "tl/finetune.hpp"
+#include "tl/logreg.hpp"
 #include "tl/machine.hpp"
 #include "tl/model_file.hpp"
 #include "tl/output_file.hpp"
@@ -22,6 +23,9 @@
 namespace fs = std::filesystem;
 
 namespace tl {
+
+// Phase 2's early stopping when --patience is not given (and validation data exists).
+constexpr int kFinetunePatience = 3;
 
 std::uint64_t default_memory_limit() {
   const std::uint64_t usable = machine().memory;
@@ -65,11 +69,20 @@ std::map<std::string, std::string> training_record(const TrainRunConfig& c, cons
   t["patience"] = std::to_string(o.patience);
   t["class_weight"] = std::string(to_string(o.class_weighting));
   t["seed"] = std::to_string(o.seed);
+  t["standardize"] = c.standardize ? "on" : "off";
   t["epochs_run"] = std::to_string(r.history.size());
   t["best_epoch"] = std::to_string(r.best_epoch);
   t["early_stopped"] = std::to_string(static_cast<int>(r.early_stopped));
   t["interrupted"] = std::to_string(static_cast<int>(r.interrupted));
   t["data_mode"] = in_memory ? "in-memory" : "streamed";
+  if (!r.guard_events.empty()) {  // the divergence guard stepped in
+    std::vector<std::string> ev;
+    for (const auto& g : r.guard_events)
+      ev.push_back(fmt::format(
+          "epoch {} batch {}: {}{}", g.epoch, g.batch, g.reason,
+          g.gave_up ? " (gave up)" : fmt::format(" (learning rate -> {:g})", g.learning_rate)));
+    t["guard_events"] = fmt::format("{}", fmt::join(ev, "\n"));
+  }
   if (!r.history.empty()) {
     const auto& e = r.best_epoch > 0 ? r.history.at(r.best_epoch - 1) : r.history.back();
     t["loss"] = fmt::format("{}", e.loss);
@@ -134,9 +147,17 @@ Data load_data(const TrainRunConfig& cfg, std::ostream& log) {
       log << fmt::format("validation: its {} original rows (augmented copies left out)\n",
                          d.val->rows());
     }
-  } else if (cfg.val_split > 0) {
+  } else if (const double fraction = cfg.val_split > 0 ? cfg.val_split
+                                     : cfg.logreg      ? cfg.logreg_split
+                                                       : 0;
+             fraction > 0) {
+    if (cfg.val_split == 0)
+      log << fmt::format(
+          "logreg: no validation data given: C is chosen on {} of the training "
+          "rows held out{}\n",
+          fraction, cfg.finetune.enabled ? "" : ", then the head is refitted on all");
     // Split by image: a held-out image's copies leave training with it.
-    const Split split = split_by_image(all, cfg.val_split, cfg.options.seed);
+    const Split split = split_by_image(all, fraction, cfg.options.seed);
     d.train_part = std::make_unique<SubsetSource>(all, split.train);
     d.val_part = std::make_unique<SubsetSource>(all, split.val);
     d.train = d.train_part.get();
@@ -163,6 +184,18 @@ TrainCallbacks epoch_logger(const TrainRunConfig& cfg, std::ostream& log, int ep
     if (e.has_val)
       line += fmt::format(" val_loss {:.4f} val_accuracy {:.4f}", e.val_loss, e.val_accuracy);
     log << line << fmt::format(" ({:.1f} s){}\n", e.seconds, e.best ? " *" : "") << std::flush;
+  };
+  cb.on_guard = [&log](const GuardEvent& g) {  // said even with --quiet
+    const std::string where = g.batch > 0 ? fmt::format("epoch {}, batch {}", g.epoch, g.batch)
+                                          : fmt::format("after epoch {}", g.epoch);
+    if (g.gave_up)
+      log << fmt::format("guard: {}: {}; giving up\n", where, g.reason);
+    else
+      log << fmt::format("guard: {}: {}; rolled back to {}, learning rate halved to {:g}\n", where,
+                         g.reason,
+                         g.rolled_back_to ? fmt::format("epoch {}'s weights", g.rolled_back_to)
+                                          : std::string("the starting weights"),
+                         g.learning_rate);
   };
   return cb;
 }
@@ -193,9 +226,92 @@ void write_outputs(const TrainRunConfig& cfg, const TrainResult& r, const TrainR
   }
 }
 
+// The head's standardisation from the training rows (a streamed pass when they are on disk).
+void standardize_head(DenseHead& head, FeatureSource& train, bool on, std::ostream& log) {
+  if (!on) return;
+  head.set_standardization(input_statistics(head, train));
+  log << fmt::format("standardize: mean and std of {} features over {} training rows\n",
+                     head.features(), train.rows());
+}
+
+// The logistic regression: fit_logreg over the C grid, each point logged, and its walk as a
+// TrainResult (one record per C) for the history, the curves and the model's record.
+TrainResult train_logreg(DenseHead& head, FeatureSource& train, FeatureSource* val, bool refit,
+                         const TrainRunConfig& cfg, std::ostream& log,
+                         const std::atomic<bool>* stop, LogregResult& lr) {
+  LogregOptions o{.class_weighting = cfg.options.class_weighting,
+                  .memory_limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit(),
+                  .refit = refit,
+                  .stop = stop};
+  if (!val) o.cs = {1.0};  // nothing to choose on (a --val-split of 0 with fine-tuning's rows)
+  log << fmt::format("logreg: L-BFGS on {} rows, C from {:g} up{}\n", train.rows(),
+                     o.cs.empty() ? default_c_grid().front() : o.cs.front(),
+                     val ? fmt::format(", chosen on {} validation rows", val->rows()) : "");
+  lr = fit_logreg(head, train, val, o, [&](const LogregPoint& p) {
+    if (cfg.quiet) return;
+    std::string line = fmt::format("C {:<7.3g} {:>4} iterations: loss {:.4f} accuracy {:.4f}", p.c,
+                                   p.iterations, p.loss, p.accuracy);
+    if (p.has_val)
+      line += fmt::format(" val_loss {:.4f} val_accuracy {:.4f}", p.val_loss, p.val_accuracy);
+    else
+      line += " (refit on training + validation rows)";
+    log << line << fmt::format(" ({:.1f} s)\n", p.seconds) << std::flush;
+  });
+  log << fmt::format(
+      "logreg: C = {:g} (validation accuracy {:.4f}){}\n", lr.c, lr.path[lr.chosen].val_accuracy,
+      lr.refitted ? fmt::format(", refitted on {} rows", train.rows() + val->rows()) : "");
+  TrainResult r;
+  for (size_t k = 0; k < lr.path.size(); ++k) {
+    const LogregPoint& p = lr.path[k];
+    r.history.push_back({.epoch = static_cast<int>(k) + 1,
+                         .loss = p.loss,
+                         .accuracy = p.accuracy,
+                         .val_loss = p.val_loss,
+                         .val_accuracy = p.val_accuracy,
+                         .seconds = p.seconds,
+                         .has_val = p.has_val,
+                         .best = k == lr.chosen});
+  }
+  r.best_epoch = val ? static_cast<int>(lr.chosen) + 1 : 0;
+  r.interrupted = lr.interrupted;
+  return r;
+}
+
+void logreg_record(const LogregResult& lr, std::map<std::string, std::string>& t) {
+  std::vector<std::string> grid;
+  for (const auto& p : lr.path) grid.push_back(fmt::format("{:g}", p.c));
+  t["head_fit"] = "logreg";
+  t["logreg_c"] = fmt::format("{:g}", lr.c);
+  t["logreg_c_tried"] = fmt::format("{}", fmt::join(grid, " "));
+  t["logreg_iterations"] =
+      std::to_string(lr.refitted ? lr.refit.iterations : lr.path.at(lr.chosen).iterations);
+  t["logreg_refit"] = lr.refitted ? "training + validation rows" : "no";
+  for (const char* k :
+       {"optimizer", "learning_rate", "momentum", "weight_decay", "epochs", "batch", "patience"})
+    t.erase(k);  // SGD settings that played no part
+}
+
+// After the model is written (or not): the guard's verdict, as the run's error.
+void throw_if_guard_stopped(const TrainResult& r, const TrainRunSummary& s,
+                            const TrainRunConfig& cfg) {
+  if (r.guard_stop.empty()) return;
+  throw Error(fmt::format(
+      "{}. {}", r.guard_stop,
+      s.saved ? fmt::format("The best model so far ({}) is saved as '{}'",
+                            r.best_epoch > 0       ? fmt::format("epoch {}", r.best_epoch)
+                            : !r.history.empty()   ? fmt::format("epoch {}", r.history.size())
+                            : cfg.finetune.enabled ? std::string("phase 1's head, block5 as given")
+                                                   : std::string("the starting weights"),
+                            cfg.output.string())
+              : "No epoch completed: no model written (try a lower learning rate)"));
+}
+
 void log_end(const TrainResult& r, std::ostream& log) {
   if (r.interrupted) log << "interrupted: saving the best model so far\n";
-  if (r.early_stopped) log << fmt::format("early stop: best epoch {}\n", r.best_epoch);
+  if (r.early_stopped)
+    log << (r.kept_start
+                ? fmt::format("early stop after epoch {}: none beat the start\n", r.history.size())
+                : fmt::format("early stop: best epoch {}\n", r.best_epoch));
 }
 
 // --weights for block5: the features' own weights unless given; they must be the same.
@@ -265,6 +381,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   hc.classes = static_cast<int>(all.classes().size());
   hc.input = out;
   std::optional<DenseHead> head;
+  std::optional<InMemorySource> train5, val5;  // block5_pool rows of phase 1 (block5 frozen)
   if (!ft.head_init.empty()) {
     head.emplace(head_from_model(ft.head_init, all.classes(), out));
     log << fmt::format("head from '{}' ({} {})\n", ft.head_init.string(),
@@ -273,27 +390,57 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
     // Phase 1: block5 frozen; its output computed once, the head trained as usual.
     log << fmt::format("phase 1: {} head on block5_pool features [{}, {}, {}] (block5 frozen)\n",
                        to_string(hc.kind), out.h, out.w, out.c);
-    InMemorySource train5 = block5_features(*d.train, weights);
-    std::optional<InMemorySource> val5;
+    train5.emplace(block5_features(*d.train, weights));
     if (d.val) val5.emplace(block5_features(*d.val, weights));
     head.emplace(hc, cfg.options.seed);
-    TrainOptions opt = cfg.options;
-    opt.stop = stop;
-    s.head_phase =
-        train(*head, train5, val5 ? &*val5 : nullptr, opt, epoch_logger(cfg, log, opt.epochs));
+    standardize_head(*head, *train5, cfg.standardize, log);
+    if (cfg.logreg) {  // refit off: the validation rows must stay unseen for phase 2's choice
+      s.head_phase =
+          train_logreg(*head, *train5, val5 ? &*val5 : nullptr, false, cfg, log, stop, s.logreg);
+    } else {
+      TrainOptions opt = cfg.options;
+      opt.stop = stop;
+      s.head_phase =
+          train(*head, *train5, val5 ? &*val5 : nullptr, opt, epoch_logger(cfg, log, opt.epochs));
+    }
     log_end(s.head_phase, log);
   }
   TrainOptions opt = cfg.options;
   opt.stop = stop;
   opt.epochs = epochs2;
   opt.optimizer = ft.optimizer;
+  opt.clip_norm = ft.clip_norm;
+  opt.keep_start = true;  // never worse than phase 1 on validation
+  // Phase 2 stops after 3 epochs without a better val_loss, unless --patience says otherwise.
+  if (opt.patience == 0 && d.val) opt.patience = kFinetunePatience;
   if (!(stop && stop->load())) {
-    log << fmt::format("phase 2: block5 + head, {} lr {} momentum {}, {} epochs, {} convs\n",
-                       to_string(opt.optimizer.kind), opt.optimizer.learning_rate,
-                       opt.optimizer.momentum, epochs2, to_string(ft.precision));
+    log << fmt::format(
+        "phase 2: block5 + head, {} lr {:g} momentum {:g}, gradient norm clipped at {:g}, {} "
+        "epochs, {} convs\n",
+        to_string(opt.optimizer.kind), opt.optimizer.learning_rate, opt.optimizer.momentum,
+        opt.clip_norm, epochs2, to_string(ft.precision));
     s.result = finetune(block5, *head, *d.train, d.val, opt, epoch_logger(cfg, log, epochs2));
+    if (s.result.kept_start) {
+      log << fmt::format(
+          "no phase 2 epoch beat phase 1 on validation (val_loss {:.4f}): the "
+          "model keeps phase 1's weights\n",
+          s.result.start.loss);
+      // Phase 1 won: the model is the default head on these images, refitted on all rows
+      // like it (the validation rows were kept out only to judge phase 2).
+      if (cfg.logreg && d.train_part && val5 && !s.logreg.interrupted && !(stop && *stop)) {
+        fit_logreg(*head, *train5, &*val5,
+                   {.cs = {s.logreg.c},
+                    .class_weighting = cfg.options.class_weighting,
+                    .memory_limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit(),
+                    .refit = true,
+                    .stop = stop});
+        log << fmt::format("phase 1's head refitted on all {} rows (C = {:g})\n",
+                           train5->rows() + val5->rows(), s.logreg.c);
+      }
+    }
     log_end(s.result, log);
   }
+  const TrainResult& guarded = !s.head_phase.guard_stop.empty() ? s.head_phase : s.result;
 
   TrainRunConfig rec_cfg = cfg;
   rec_cfg.options.optimizer = Optimizer(opt.optimizer, {}).config();
@@ -301,17 +448,25 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   training["finetune"] = "block5";
   training["finetune_epochs"] = std::to_string(epochs2);
   training["finetune_precision"] = std::string(to_string(ft.precision));
+  training["finetune_clip_norm"] = fmt::format("{:g}", ft.clip_norm);
+  training["finetune_kept_phase1"] = s.result.kept_start ? "1" : "0";
   training["block5_weights"] = weights.describe();
   training["head_init"] = ft.head_init.string();
   training["head_epochs_run"] = std::to_string(s.head_phase.history.size());
+  if (cfg.logreg) {
+    training["head_fit"] = "logreg";
+    training["logreg_c"] = fmt::format("{:g}", s.logreg.c);
+  }
   training["augment"] = meta.augment.describe();
   ModelInfo info{.head = head->config(),
                  .classes = all.classes(),
                  .features = meta,
                  .training = training,
                  .finetuned = "block5"};
-  if (!completed_an_epoch(s.head_phase.history.size() + s.result.history.size(), cfg, log))
+  if (!completed_an_epoch(s.head_phase.history.size() + s.result.history.size(), cfg, log)) {
+    throw_if_guard_stopped(guarded, s, cfg);
     return s;
+  }
   save_model(cfg.output, info, *head, block5.conv_weights());
   s.saved = true;
   write_outputs(cfg, s.result, s.head_phase, all,
@@ -319,6 +474,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
                             hc.classes),
                 s);
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  throw_if_guard_stopped(guarded, s, cfg);
   return s;
 }
 
@@ -356,26 +512,38 @@ TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
   hc.classes = static_cast<int>(all.classes().size());
   hc.input = row_shape_of(all.meta());
   DenseHead head(hc, cfg.options.seed);
+  standardize_head(head, *d.train, cfg.standardize, log);
 
   TrainOptions opt = cfg.options;
   opt.stop = stop;
-  const TrainResult r = train(head, *d.train, d.val, opt, epoch_logger(cfg, log, opt.epochs));
+  LogregResult lr;
+  const TrainResult r =
+      cfg.logreg ? train_logreg(head, *d.train, d.val, d.train_part != nullptr, cfg, log, stop, lr)
+                 : train(head, *d.train, d.val, opt, epoch_logger(cfg, log, opt.epochs));
   log_end(r, log);
 
   ModelInfo info{.head = hc,
                  .classes = all.classes(),
                  .features = all.meta(),
                  .training = training_record(cfg, r, all.in_memory())};
+  if (cfg.logreg) logreg_record(lr, info.training);
   info.training["augment"] = all.meta().augment.describe();
-  TrainRunSummary s{.result = r, .model = cfg.output, .in_memory = all.in_memory()};
-  if (!completed_an_epoch(r.history.size(), cfg, log)) return s;
+  TrainRunSummary s{.result = r, .logreg = lr, .model = cfg.output, .in_memory = all.in_memory()};
+  if (!completed_an_epoch(r.history.size(), cfg, log)) {
+    throw_if_guard_stopped(r, s, cfg);
+    return s;
+  }
   save_model(cfg.output, info, head);
   s.saved = true;
-  write_outputs(
-      cfg, r, {}, all,
-      fmt::format("{} head on {} ({} classes)", to_string(hc.kind), all.meta().layer, hc.classes),
-      s);
+  write_outputs(cfg, r, {}, all,
+                cfg.logreg ? fmt::format("logreg on {} ({} classes): point k of the C grid is C = "
+                                         "{:g} x 10^((k-1)/2); chosen C = {:g}",
+                                         all.meta().layer, hc.classes, lr.path.front().c, lr.c)
+                           : fmt::format("{} head on {} ({} classes)", to_string(hc.kind),
+                                         all.meta().layer, hc.classes),
+                s);
   s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  throw_if_guard_stopped(r, s, cfg);
   return s;
 }
 

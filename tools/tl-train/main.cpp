@@ -20,8 +20,9 @@ int main(int argc, char** argv) {
     namespace po = tl::cli::po;
     tl::TrainRunConfig cfg;
     std::vector<std::string> train, val;
-    std::string output, history, metrics, plot, head = "linear", pool = "flatten",
-                                                optimizer = "adam", class_weight = "none";
+    std::string output, history, metrics, plot, head = "logreg", pool = "flatten",
+                                                standardize = "on", optimizer = "adam",
+                                                class_weight = "none";
     float lr = 0, momentum = 0, weight_decay = 0, dropout = 0.5f;
     double memory_gb = 0;
     int threads = 0;
@@ -37,10 +38,17 @@ int main(int argc, char** argv) {
         "load features in memory up to this size, stream from HDF5 above it (0 = half the RAM)");
     po::options_description model("Model");
     model.add_options()(
-        "head", po::value(&head)->default_value(head)->value_name("linear|mlp"),
-        "linear: Dense(C, softmax); mlp: Dense(hidden, relu) -> Dropout -> Dense(C, softmax)")(
+        "head", po::value(&head)->default_value(head)->value_name("logreg|linear|mlp"),
+        "logreg: Dense(C, softmax) fitted exactly by L-BFGS logistic regression, its L2 "
+        "strength chosen on validation; linear: the same layer trained by --optimizer; mlp: "
+        "Dense(hidden, relu) -> Dropout -> Dense(C, softmax). Default logreg, or linear when an "
+        "SGD option (--optimizer, --lr, --momentum, --weight-decay, --epochs, --batch, "
+        "--patience) is given")(
         "pool", po::value(&pool)->default_value(pool)->value_name("flatten|avg|max"),
         "Flatten (Keras's (h, w, c) order) or global pooling over H and W")(
+        "standardize", po::value(&standardize)->default_value(standardize)->value_name("on|off"),
+        "scale each input feature by the training rows' mean and standard deviation (stored "
+        "in the model; tl-predict applies it)")(
         "hidden", po::value(&cfg.head.hidden)->default_value(256)->value_name("N"),
         "mlp hidden units")("dropout", po::value(&dropout)->default_value(0.5f)->value_name("RATE"),
                             "mlp dropout rate");
@@ -99,6 +107,8 @@ int main(int argc, char** argv) {
         "finetune-momentum",
         po::value(&ft.optimizer.momentum)->default_value(0.9f, "0.9")->value_name("X"),
         "sgd momentum of block5 + head")(
+        "finetune-clip-norm", po::value(&ft.clip_norm)->default_value(1.0, "1")->value_name("X"),
+        "clip the gradient of block5 + head to this L2 norm before each update (0 = off)")(
         "finetune-precision",
         po::value(&ft_precision)->default_value(ft_precision)->value_name("f32|bf16"),
         "block5's convolutions while fine-tuning: bf16 inputs, weights and gradients with f32 "
@@ -124,6 +134,8 @@ int main(int argc, char** argv) {
           fmt::format("--finetune-precision: '{}' (accepted: f32, bf16)", ft_precision));
     ft.precision = tl::parse_precision(ft_precision);
     if (ft.enabled) tl::machine().require_training(ft.precision, "--finetune-precision");
+    if (!(ft.clip_norm >= 0))
+      throw tl::UsageError(fmt::format("--finetune-clip-norm: {} (must be >= 0)", ft.clip_norm));
     if (ft.epochs < 0)
       throw tl::UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
     // Checked before any feature file is read, naming the option.
@@ -138,11 +150,28 @@ int main(int argc, char** argv) {
     cfg.history_csv = history;
     cfg.metrics_json = metrics;
     cfg.plot = plot;
-    cfg.head.kind =
-        tl::cli::parse_option("--head", head, [](auto& s) { return tl::parse_head_kind(s); });
+    // No head options: logreg. SGD options without --head keep their old meaning (linear).
+    std::vector<std::string> sgd_given;
+    for (const char* o :
+         {"optimizer", "lr", "momentum", "weight-decay", "epochs", "batch", "patience"})
+      if (p.vm().count(o) && !p.vm()[o].defaulted()) sgd_given.push_back(std::string("--") + o);
+    if (p.vm()["head"].defaulted() && !sgd_given.empty()) head = "linear";
+    cfg.logreg = head == "logreg";
+    if (cfg.logreg && !sgd_given.empty() && !ft.enabled)
+      throw tl::UsageError(fmt::format(
+          "--head logreg is fitted by L-BFGS, {} {} no part in it (use --head linear or mlp)",
+          fmt::join(sgd_given, ", "), sgd_given.size() == 1 ? "takes" : "take"));
+    if (head != "logreg" && head != "linear" && head != "mlp")
+      throw tl::UsageError(
+          fmt::format("--head: unknown head '{}' (accepted: logreg, linear, mlp)", head));
+    cfg.head.kind = cfg.logreg ? tl::HeadKind::linear : tl::parse_head_kind(head);
     cfg.head.pool =
         tl::cli::parse_option("--pool", pool, [](auto& s) { return tl::parse_pool(s); });
     cfg.head.dropout = dropout;
+    cfg.standardize = tl::cli::parse_option("--standardize", standardize, [](auto& s) {
+      if (s != "on" && s != "off") throw tl::UsageError(fmt::format("'{}' (accepted: on, off)", s));
+      return s == "on";
+    });
     o.optimizer.kind = tl::cli::parse_option("--optimizer", optimizer,
                                              [](auto& s) { return tl::parse_optimizer(s); });
     o.optimizer.learning_rate = lr;

@@ -1,12 +1,16 @@
 // The classifier trained on cached VGG16 features, as Keras would build it on top of the base:
-//   linear: [Flatten | GlobalPool] -> Dense(C) -> softmax
-//   mlp:    [Flatten | GlobalPool] -> Dense(hidden, relu) -> Dropout(rate) -> Dense(C) -> softmax
+//   linear: [Flatten | GlobalPool] -> [Standardize] -> Dense(C) -> softmax
+//   mlp:    [Flatten | GlobalPool] -> [Standardize] -> Dense(hidden, relu) -> Dropout(rate)
+//           -> Dense(C) -> softmax
+// Standardize is fixed per feature (mean and std of the training rows, see standardization.hpp),
+// set once before training and stored in the model; a head without it reads the rows as they are.
 // Weights are kept in Keras's Dense layout (kernel [in, out], bias [out]) and named like the
 // layers of Keras's VGG16 top ("fc1", "predictions"). Not thread-safe: one caller at a time.
 //
 //   tl::HeadConfig cfg{.kind = tl::HeadKind::mlp, .pool = tl::Pool::flatten, .classes = 5,
 //                      .input = {.h = 7, .w = 7, .c = 512}};
 //   tl::DenseHead head(cfg, /*seed=*/42);           // glorot_uniform kernels, zero biases
+//   head.set_standardization(tl::input_statistics(head, train_rows));
 //   head.predict(rows, n, probs);                   // {n, 7, 7, 512} -> {n, 5}
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "tl/global_pool.hpp"
+#include "tl/standardization.hpp"
 #include "tl/vgg16_spec.hpp"
 
 namespace tl {
@@ -54,7 +59,11 @@ struct Param {
 struct BatchResult {
   double loss = 0;
   int correct = 0;
+  int min_class = 0, max_class = 0;  // the smallest and largest predicted class (a collapsed
+                                     // network predicts one class for every row)
 };
+
+class FeatureSource;
 
 class DenseHead {
  public:
@@ -75,8 +84,14 @@ class DenseHead {
   std::vector<std::vector<float>> weights() const;  // a copy of every value, in params() order
   void set_weights(const std::vector<std::vector<float>>& w);  // Error on a size mismatch
 
-  // Stored rows {n, h, w, c} -> head input {n, features()}: flatten or global pool, one row
-  // per oneTBB task.
+  // The input standardisation (empty: none). Error when its size is not features() or a
+  // value is not finite or a std not > 0.
+  void set_standardization(Standardization s);
+  const Standardization& standardization() const;
+
+  // Stored rows {n, h, w, c} -> {n, features()}: flatten or global pool, one row per oneTBB
+  // task. prepare() then standardizes: the exact input of the first dense layer.
+  void pool(const float* rows, int n, float* x) const;
   void prepare(const float* rows, int n, float* x) const;
 
   // Inference (dropout is the identity): stored rows {n, h, w, c} -> probabilities {n, C}.
@@ -85,8 +100,12 @@ class DenseHead {
   BatchResult evaluate(const float* rows, int n, std::span<const int> labels, float* probs);
   // One training forward + backward: fills every Param::grad with the gradient of the batch
   // loss (weighted by sample_weights, empty = 1). Dropout masks are drawn from dropout_rng.
+  // d_rows, when given, receives the gradient of the loss with respect to the stored rows
+  // {n, h, w, c} (through the standardisation and the pool): what fine-tuning feeds back
+  // into block5.
   BatchResult train_step(const float* rows, int n, std::span<const int> labels,
-                         std::span<const float> sample_weights, std::mt19937_64& dropout_rng);
+                         std::span<const float> sample_weights, std::mt19937_64& dropout_rng,
+                         float* d_rows = nullptr);
 
   // The oneDNN implementations of the primitives built so far, one line per layer.
   std::string describe() const;
@@ -95,5 +114,12 @@ class DenseHead {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Mean and standard deviation of the head's pooled input over every row of `src`, in one
+// streamed pass (`batch` rows at a time, in double): what set_standardization takes.
+Standardization input_statistics(const DenseHead& head, FeatureSource& src, int batch = 256);
+// The same over the rows of several sources together.
+Standardization input_statistics(const DenseHead& head, const std::vector<FeatureSource*>& srcs,
+                                 int batch = 256);
 
 }  // namespace tl

@@ -42,9 +42,9 @@ class Block5Source : public FeatureSource {
 // frozen.
 InMemorySource block5_features(FeatureSource& src, const Vgg16Weights& weights, int batch = 32);
 
-// One training step of block5 + head: forward, loss, backward through the head (including the
-// gradient of its input, through the global pool when there is one) and through block5. Fills
-// every Param::grad of both; updates nothing.
+// One training step of block5 + head: block5 forward, the head's own train_step with the
+// gradient of its input (through its standardisation and pool), block5 backward. Fills every
+// Param::grad of both; updates nothing.
 class FinetuneStep {
  public:
   FinetuneStep(Block5& block5, DenseHead& head);
@@ -54,15 +54,17 @@ class FinetuneStep {
   // rows: {n, h, w, 512} block4_pool; as DenseHead::train_step otherwise.
   BatchResult train_step(const float* rows, int n, std::span<const int> labels,
                          std::span<const float> sample_weights, std::mt19937_64& dropout_rng);
+  // The last step's block5 output was all zero (every ReLU dead: the network collapsed).
+  bool block5_output_is_zero() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
-// tl::train's loop (shuffling, class weights, validation through block5, early stopping,
-// restoring the best epoch, the stop flag) for block5 + head. The same optimizer settings
-// update both. On return both hold the kept epoch's weights.
+// tl::fit, the loop every head trains in (shuffling, class weights, early stopping, restoring
+// the best epoch, the stop flag, the divergence guard), for block5 + head, validated through
+// block5. The same optimizer settings update both. On return both hold the kept weights.
 TrainResult finetune(Block5& block5, DenseHead& head, FeatureSource& train_src, FeatureSource* val,
                      const TrainOptions& opt, const TrainCallbacks& callbacks = {});
 

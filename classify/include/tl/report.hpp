@@ -19,8 +19,9 @@ std::string csv_field(std::string_view s);
 // A JSON string literal, quotes included (control characters escaped, UTF-8 passed through).
 std::string json_string(std::string_view s);
 
-// Keras CSVLogger's format: "epoch,accuracy,loss,val_accuracy,val_loss", epochs from 0;
-// written atomically (tl::write_file_atomically).
+// Keras CSVLogger's format: "epoch,accuracy,loss,val_accuracy,val_loss", epochs from 0, with
+// a learning_rate column (in Keras's alphabetical place) when the rate changed during the run
+// (the divergence guard halved it); written atomically (tl::write_file_atomically).
 void write_history_csv(const std::filesystem::path& path, std::span<const EpochRecord> history);
 
 // The metrics block of --metrics-json: accuracy, per-class precision/recall/F1/support,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tl/dense_head.hpp"
+#include "tl/logreg.hpp"
 #include "tl/optimizer.hpp"
 #include "tl/trainer.hpp"
 #include "tl/vgg16.hpp"
@@ -21,8 +22,9 @@ namespace tl {
 
 // tl-train --finetune block5: block5_conv1..3 + block5_pool + the head, trained on
 // block4_pool features. Phase 1 trains the head on block5_pool features computed once (block5
-// frozen) with TrainRunConfig::options, unless head_init gives the head; phase 2 trains block5
-// and the head together with `optimizer` for `epochs`.
+// frozen) with TrainRunConfig::options (or logreg), unless head_init gives the head; phase 2
+// trains block5 and the head together with `optimizer` for `epochs`, from phase 1's head, and
+// keeps the weights best on validation over both phases.
 struct FinetuneConfig {
   bool enabled = false;
   std::string weights{};              // VGG16 file or random:SEED; "" = the features' weights
@@ -30,6 +32,8 @@ struct FinetuneConfig {
   int epochs = 0;                     // phase 2 epochs; 0 = options.epochs
   OptimizerConfig optimizer{.kind = OptimizerKind::sgd, .learning_rate = 1e-4f, .momentum = 0.9f};
   Precision precision = Precision::f32;  // block5's training convs: f32 or bf16 (phase 2)
+  // Phase 2 clips the gradient of block5 and the head together to this L2 norm (0 = off).
+  double clip_norm = 1.0;
 };
 
 struct TrainRunConfig {
@@ -38,9 +42,17 @@ struct TrainRunConfig {
   double val_split = 0;                        // stratified fraction of train held out
   std::filesystem::path output{};              // the model file
   std::filesystem::path history_csv{}, metrics_json{};
-  std::filesystem::path plot{};    // training curves PNG; "" = <output stem>.curves.png
-  bool overwrite = false;          // replace outputs that hold another kind of file
-  HeadConfig head{};               // kind, pool, hidden, dropout (classes and input from the data)
+  std::filesystem::path plot{};  // training curves PNG; "" = <output stem>.curves.png
+  bool overwrite = false;        // replace outputs that hold another kind of file
+  HeadConfig head{};             // kind, pool, hidden, dropout (classes and input from the data)
+  // Standardize the head's input by the training rows' per-feature mean and std (stored in
+  // the model, applied by tl-predict alike). Off: the rows as they are.
+  bool standardize = true;
+  // Fit a linear head by L-BFGS logistic regression (tl/logreg.hpp) instead of the SGD-family
+  // loop; head.kind must be linear. Without validation data, C is chosen on `logreg_split`
+  // of the training rows (stratified by image), then the model is refitted on all of them.
+  bool logreg = false;
+  double logreg_split = 0.2;
   TrainOptions options{};          // epochs, batch, optimizer, patience, class weights, seed
   std::uint64_t memory_limit = 0;  // bytes of features to load in memory; 0 = half the RAM
   bool quiet = false;
@@ -50,6 +62,7 @@ struct TrainRunConfig {
 struct TrainRunSummary {
   TrainResult result{};      // the training (phase 2 when fine-tuning)
   TrainResult head_phase{};  // fine-tuning's phase 1 (empty with head_init or without finetune)
+  LogregResult logreg{};     // the logistic regression's walk over C (cfg.logreg)
   std::filesystem::path model{}, plot{};
   bool saved = false;  // false when stopped before an epoch completed: nothing written
   bool in_memory = true;
