@@ -672,7 +672,8 @@ class Scripted : public Trainable {
       p.grad[i] = fixed_grad.empty() ? p.value[i] - target_[i] : fixed_grad[i];
       loss += 0.5 * std::pow(p.value[i] - target_[i], 2);
     }
-    BatchResult r{.loss = 0.5 + loss, .correct = n / 2, .min_class = 0, .max_class = 1};
+    BatchResult r{
+        .loss = 0.5 + loss, .correct = n / 2, .min_class = 0, .max_class = 1, .logit_spread = 1};
     if (script) script(calls, r);
     return r;
   }
@@ -714,29 +715,41 @@ TEST(Guard, EachTroubleRollsBackHalvesTheRateAndRedoesTheEpoch) {
   struct Case {
     const char* reason;
     std::function<void(Scripted&)> arm;
+    int rolled_back_to;  // a collapse goes back to the start: it builds up unseen
   };
   const std::vector<Case> cases{
       {"the loss is not finite",
        [](Scripted& m) {
          m.script = [](int call, BatchResult& r) { r.loss = call == 7 ? NAN : r.loss; };
-       }},
+       },
+       1},
       {"the gradient is not finite",
        [](Scripted& m) {
          m.script = [&m](int call, BatchResult&) {
            if (call == 7) m.param_groups()[0]->at(0).grad[0] = INFINITY;
          };
-       }},
+       },
+       1},
       {"over 10 x the starting",
        [](Scripted& m) {
          m.script = [](int call, BatchResult& r) { r.loss = call == 7 ? 1e3 : r.loss; };
-       }},
+       },
+       1},
       {"every training row predicted as class 1",
        [](Scripted& m) {
          m.script = [](int call, BatchResult& r) {
            if (call > 4 && call <= 8) r.min_class = r.max_class = 1;  // all of epoch 2
          };
-       }},
-      {"block5 is dead", [](Scripted& m) { m.collapse_at = 7; }},
+       },
+       0},
+      {"no longer depend on the input",
+       [](Scripted& m) {
+         m.script = [](int call, BatchResult& r) {
+           if (call == 8) r.logit_spread = 0, r.loss = std::log(2.0);  // epoch 2's last batch
+         };
+       },
+       0},
+      {"block5 is dead", [](Scripted& m) { m.collapse_at = 7; }, 0},
   };
   auto src = two_class_rows(40);  // 4 batches an epoch
   for (const auto& c : cases) {
@@ -751,11 +764,11 @@ TEST(Guard, EachTroubleRollsBackHalvesTheRateAndRedoesTheEpoch) {
     ASSERT_EQ(events.size(), 1u) << c.reason;
     EXPECT_HAS(events[0].reason, c.reason);
     EXPECT_EQ(events[0].epoch, 2) << c.reason;
-    EXPECT_EQ(events[0].rolled_back_to, 1);
+    EXPECT_EQ(events[0].rolled_back_to, c.rolled_back_to) << c.reason;
     EXPECT_FLOAT_EQ(events[0].learning_rate, 0.05f);
     EXPECT_FALSE(events[0].gave_up);
-    // Rolled back to epoch 1's weights: 4 SGD steps of lr 0.1 in the bowl, 0.9^4 of the start.
-    EXPECT_NEAR(at_rollback[0], 4 * std::pow(0.9, 4), 1e-5) << c.reason;
+    // Epoch 1's weights (4 SGD steps of lr 0.1 in the bowl: 0.9^4 of the start) or the start.
+    EXPECT_NEAR(at_rollback[0], 4 * std::pow(0.9, 4 * c.rolled_back_to), 1e-5) << c.reason;
     ASSERT_EQ(r.history.size(), 3u) << c.reason;  // epoch 2 redone, all 3 completed
     EXPECT_FLOAT_EQ(r.history[0].learning_rate, 0.1f);
     EXPECT_FLOAT_EQ(r.history[1].learning_rate, 0.05f);
@@ -763,6 +776,11 @@ TEST(Guard, EachTroubleRollsBackHalvesTheRateAndRedoesTheEpoch) {
     EXPECT_TRUE(r.guard_stop.empty());
     EXPECT_EQ(r.guard_events.size(), 1u);
   }
+  // A slow learner is not a collapse: the loss of the class frequencies with outputs that
+  // still depend on the input.
+  Scripted slow({4.f, -2.f});
+  slow.script = [](int, BatchResult& r) { r.loss = std::log(2.0); };
+  EXPECT_TRUE(fit(slow, src, nullptr, sgd(0.1f, 3)).guard_events.empty());
 }
 
 TEST(Guard, GivesUpAfterItsRetriesKeepingTheLastGoodWeights) {

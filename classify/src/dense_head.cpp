@@ -158,12 +158,22 @@ struct DenseHead::Impl {
   }
 
   // Hits against `labels` and the range of predicted classes, into r.
-  void score(const float* probs, int n, std::span<const int> labels, BatchResult& r) const {
+  // Hits against `labels`, the range of predicted classes and how far the logits {n, C} vary
+  // over the rows, into r.
+  void score(const float* probs, const float* logits, int n, std::span<const int> labels,
+             BatchResult& r) const {
+    const int c = cfg.classes;
     r.correct = 0;
-    r.min_class = cfg.classes, r.max_class = -1;
+    r.min_class = c, r.max_class = -1;
+    r.logit_spread = 0;
+    for (int k = 0; k < c; ++k) {
+      float lo = logits[k], hi = logits[k];
+      for (int i = 1; i < n; ++i)
+        lo = std::min(lo, logits[i * c + k]), hi = std::max(hi, logits[i * c + k]);
+      r.logit_spread = std::max(r.logit_spread, static_cast<double>(hi) - lo);
+    }
     for (int i = 0; i < n; ++i) {
-      const int k =
-          argmax({probs + static_cast<size_t>(i) * cfg.classes, static_cast<size_t>(cfg.classes)});
+      const int k = argmax({probs + static_cast<size_t>(i) * c, static_cast<size_t>(c)});
       r.correct += k == labels[i];
       r.min_class = std::min(r.min_class, k);
       r.max_class = std::max(r.max_class, k);
@@ -302,7 +312,7 @@ BatchResult DenseHead::evaluate(const float* rows, int n, std::span<const int> l
   m.forward(p, m.input(p, rows, n, *this), out, nullptr);
   BatchResult r;
   r.loss = softmax_cross_entropy(p.logits.floats(), out, labels, {}, m.cfg.classes, nullptr);
-  m.score(out, n, labels, r);
+  m.score(out, p.logits.floats(), n, labels, r);
   return r;
 }
 
@@ -321,7 +331,7 @@ BatchResult DenseHead::train_step(const float* rows, int n, std::span<const int>
   // {N, C} logits, probs -> loss, {N, C} d loss / d logits
   r.loss = softmax_cross_entropy(p.logits.floats(), p.probs.floats(), labels, sample_weights,
                                  c.classes, p.dlogits.floats());
-  m.score(p.probs.floats(), n, labels, r);
+  m.score(p.probs.floats(), p.logits.floats(), n, labels, r);
 
   // d loss / d x, {N, features}: straight into d_rows unless a pool sits in between.
   float* dx = !d_rows ? nullptr : c.pool == Pool::flatten ? d_rows : p.dx.floats();

@@ -81,6 +81,25 @@ std::vector<Optimizer> optimizers(const OptimizerConfig& cfg, const Groups& grou
   return o;
 }
 
+// A network has collapsed when, over the last quarter of an epoch, its logits vary by less
+// than kCollapsedSpread between rows and its loss is at least kCollapsedLoss of the loss of
+// predicting the class frequencies: what dead ReLUs leave (the output biases alone). A slow
+// but sound learner has the loss and not the flat outputs.
+constexpr double kCollapsedLoss = 0.99;
+constexpr double kCollapsedSpread = 0.05;
+
+// The loss of the best constant prediction: p_c proportional to the class's weighted count.
+double constant_prediction_loss(const std::vector<int>& labels, const std::vector<float>& w,
+                                int classes) {
+  std::vector<double> mass(classes, 0.0);
+  for (int y : labels) mass[y] += w[y];
+  double total = 0, loss = 0;
+  for (double m : mass) total += m;
+  for (double m : mass)
+    if (m > 0) loss -= m / static_cast<double>(labels.size()) * std::log(m / total);
+  return loss;
+}
+
 int distinct_labels(const std::vector<int>& labels) {
   std::vector<int> l = labels;
   std::sort(l.begin(), l.end());
@@ -126,6 +145,7 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
   // than 10 a class, it can be an honest early state.
   const bool can_collapse =
       distinct_labels(labels) > 1 && rows >= 10 * static_cast<size_t>(classes);
+  const double prior_loss = constant_prediction_loss(labels, res.class_weights, classes);
 
   const Groups groups = model.param_groups();
   OptimizerConfig ocfg = Optimizer(opt.optimizer, {}).config();  // learning rate resolved
@@ -142,13 +162,14 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
   std::vector<float> batch_weights(batch);
 
   // Weights of the last good epoch (the guard's rollback) and of the best one on validation.
-  Weights good = snapshot(groups), best_weights;
+  const Weights start = snapshot(groups);
+  Weights good = start, best_weights;
   int good_epoch = 0, wait = 0, retries = 0;
   double best_val = std::numeric_limits<double>::infinity();
   if (opt.keep_start && val) {
     res.start = model.evaluate(*val, opt.eval_batch, opt.stop);
     if (std::isfinite(res.start.loss) && res.start.rows == val->rows()) {
-      best_val = res.start.loss;
+      best_val = res.start.loss * (1 - opt.start_margin);  // what an epoch must beat
       best_weights = good;
       res.kept_start = true;
     }
@@ -159,10 +180,13 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
   for (int epoch = 1; epoch <= opt.epochs && !res.interrupted;) {
     const auto t0 = clock::now();
     if (opt.shuffle) shuffle(shuffle_rng, std::span(order));
-    double loss_sum = 0;
-    size_t correct = 0, done = 0, batches = 0;
+    double loss_sum = 0, tail_loss = 0, tail_spread = 0;  // tail: the last quarter of batches
+    size_t correct = 0, done = 0, batches = 0, tail_rows = 0;
+    const size_t per_epoch = (rows + batch - 1) / batch;
+    const size_t tail_from = per_epoch - std::max<size_t>(1, per_epoch / 4);
     int min_class = classes, max_class = -1;
     std::string trouble;
+    bool collapsed = false;  // a collapse builds up unseen: it rolls back to the start
     for (size_t first = 0; first < rows; first += batch) {
       if (stopped(opt.stop)) {
         res.interrupted = true;
@@ -191,7 +215,7 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
         trouble = fmt::format("the batch loss {:.4g} is over {:g} x the starting {:.4g}", r.loss,
                               opt.explode_factor, start_loss);
       else
-        trouble = model.collapse();
+        collapsed = !(trouble = model.collapse()).empty();
       if (!trouble.empty()) break;
       if (opt.clip_norm > 0 && norm > opt.clip_norm)
         scale_grads(groups, static_cast<float>(opt.clip_norm / norm));
@@ -199,6 +223,11 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
       for (size_t g = 0; g < groups.size(); ++g) penalty += optim[g].penalty(*groups[g]);
       for (size_t g = 0; g < groups.size(); ++g) optim[g].step(*groups[g]);
       loss_sum += (r.loss + penalty) * n;
+      if (batches > tail_from) {
+        tail_loss += r.loss * n;
+        tail_rows += n;
+        tail_spread = std::max(tail_spread, r.logit_spread);
+      }
       correct += r.correct;
       done += n;
       min_class = std::min(min_class, r.min_class);
@@ -209,7 +238,18 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
     if (trouble.empty() && can_collapse && min_class == max_class) {
       trouble =
           fmt::format("the network collapsed: every training row predicted as class {}", min_class);
+      collapsed = true;
       batches = 0;  // found after the epoch
+    } else if (trouble.empty() && can_collapse && tail_rows > 0 &&
+               tail_loss / static_cast<double>(tail_rows) >= kCollapsedLoss * prior_loss &&
+               tail_spread < kCollapsedSpread) {
+      trouble = fmt::format(
+          "the network collapsed: its outputs no longer depend on the input (logits vary by "
+          "{:.2g} over the rows) and its loss {:.4f} is the {:.4f} of predicting the class "
+          "frequencies",
+          tail_spread, tail_loss / static_cast<double>(tail_rows), prior_loss);
+      collapsed = true;
+      batches = 0;
     }
 
     EpochRecord rec;
@@ -238,10 +278,11 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
       GuardEvent ev{.epoch = epoch,
                     .batch = batches,
                     .reason = trouble,
-                    .rolled_back_to = good_epoch,
+                    .rolled_back_to = collapsed ? 0 : good_epoch,
                     .learning_rate = ocfg.learning_rate / 2,
                     .gave_up = retries >= opt.guard_retries};
       res.guard_events.push_back(ev);
+      if (collapsed) good = start, good_epoch = 0;
       restore(groups, good);
       if (cb.on_guard) cb.on_guard(ev);
       if (ev.gave_up) {

@@ -59,8 +59,10 @@ struct Param {
 struct BatchResult {
   double loss = 0;
   int correct = 0;
-  int min_class = 0, max_class = 0;  // the smallest and largest predicted class (a collapsed
-                                     // network predicts one class for every row)
+  // The smallest and largest predicted class, and the largest difference of one class's logit
+  // between two rows: a collapsed network predicts one class, or the same logits, for every row.
+  int min_class = 0, max_class = 0;
+  double logit_spread = 0;
 };
 
 class FeatureSource;

@@ -4,10 +4,12 @@
 // guard. Same seed and same thread count give bit-identical weights.
 //
 // The guard watches every batch for a non-finite loss or gradient, a loss far above the
-// starting one, and a collapsed network (every row of an epoch predicted as one class, or a
-// Trainable's own sign such as block5's outputs all zero). Then it rolls back to the weights
-// of the last good epoch, halves the learning rate (fresh optimizer state), says so through
-// on_guard and in the next epoch's record, and redoes the epoch; after guard_retries
+// starting one, and a collapsed network (every row of an epoch predicted as one class; a loss
+// over the epoch's last quarter no better than predicting the class frequencies, which is what
+// dead ReLUs leave; or a Trainable's own sign such as block5's outputs all zero). Then it rolls
+// back to the weights of the last good epoch (to the starting weights after a collapse, which
+// builds up unseen over epochs), halves the learning rate (fresh optimizer state), says so
+// through on_guard and in the next epoch's record, and redoes the epoch; after guard_retries
 // rollbacks it stops, keeps the best weights so far and sets TrainResult::guard_stop.
 //
 //   tl::DenseHead head(cfg, seed);
@@ -63,8 +65,10 @@ struct TrainOptions {
   // before each update; 0 = off.
   double clip_norm = 0;
   // With validation data: the starting weights compete for the kept model as "epoch 0" (a
-  // fine-tuning that never beats its own phase 1 on validation ends with phase 1's weights).
+  // fine-tuning that never beats its own phase 1 on validation ends with phase 1's weights);
+  // an epoch replaces them only with a val_loss below (1 - start_margin) x theirs.
   bool keep_start = false;
+  double start_margin = 0;
 };
 
 // One intervention of the guard.
