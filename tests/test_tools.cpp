@@ -31,49 +31,13 @@ using testing::TempDir;
 
 const std::vector<std::string> kTools{"tl-extract", "tl-train", "tl-predict", "tl-forward"};
 
-struct ToolRun {
-  int code = -1;    // exit status; 128 + signal when killed
-  std::string out;  // stdout and stderr, interleaved
-};
+using testing::ToolRun;
 
 // Runs a tool from the build tree with `args` (no shell), capturing stdout and stderr.
 ToolRun run_tool(const std::string& tool, const std::vector<std::string>& args) {
   std::vector<std::string> all{(fs::path(TL_TOOLS_DIR) / tool).string()};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  close(fds[1]);
-  ToolRun r;
-  if (rc != 0) {
-    close(fds[0]);
-    ADD_FAILURE() << "cannot run " << argv[0] << ": " << std::strerror(rc);
-    return r;
-  }
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return testing::run_program(all);
 }
 
 // "tl-x a b" for messages.

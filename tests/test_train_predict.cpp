@@ -322,6 +322,19 @@ TEST(TrainRun, StreamingGivesTheSameModelAsInMemory) {
   EXPECT_EQ(load_model(d / "mem.h5").info.training.at("data_mode"), "in-memory");
   EXPECT_EQ(load_model(d / "stream.h5").info.training.at("data_mode"), "streamed");
   EXPECT_HAS(testing::read_bytes(d / "stream.json"), "\"data_mode\": \"streamed\"");
+  // The logistic regression and the standardisation, from streamed rows: the same bits too.
+  c.logreg = true;
+  c.output = d / "lr-mem.h5";
+  c.memory_limit = 0;
+  train_run(c);
+  c.output = d / "lr-stream.h5";
+  c.memory_limit = 1;
+  train_run(c);
+  const Model a = load_model(d / "lr-mem.h5"), b = load_model(d / "lr-stream.h5");
+  EXPECT_EQ(a.head.weights(), b.head.weights());
+  EXPECT_EQ(a.head.standardization().std, b.head.standardization().std);
+  EXPECT_FALSE(a.head.standardization().empty());
+  EXPECT_EQ(a.info.training.at("head_fit"), "logreg");
 }
 
 TEST(TrainRun, PooledRowsAndGlobalPoolingHeads) {
