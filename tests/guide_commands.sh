@@ -112,11 +112,12 @@ tl-extract --images data/train --output train.h5 --weights random:1 --size 32
 tl-extract --images data/test --output validation.h5 --weights random:1 --size 32 --quiet
 
 say "4. train"
+tl-train --train train.h5 --output model-probe.h5
 tl-train --train train.h5 --val-split 0.2 --head mlp --epochs 30 --patience 5 --output model.h5 --history history.csv
 tl-train --train train.h5 --val-split 0.2 --head linear --lr 1e-4 --epochs 60 --patience 8 --output model-linear.h5
 tl-train --train train.h5 --val-split 0.2 --head mlp --pool avg --class-weight balanced --output model-gap.h5
 tl-train --train train.h5 --val validation.h5 --head mlp --optimizer rmsprop --epochs 50 --batch 16 --output model-blog.h5
-for f in model.h5 history.csv model.curves.png model-linear.h5 model-gap.h5 model-blog.h5; do
+for f in model-probe.h5 model.h5 history.csv model.curves.png model-linear.h5 model-gap.h5 model-blog.h5; do
   [ -s "$f" ] || fail "tl-train did not write $f"
 done
 head -1 history.csv | grep -qx 'epoch,accuracy,loss,val_accuracy,val_loss' ||
