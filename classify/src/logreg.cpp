@@ -49,6 +49,7 @@ class Rows {
   }
   size_t rows() const { return labels_.size(); }
   const std::vector<int>& labels() const { return labels_; }
+  std::uint64_t bytes() const { return x_.size() * sizeof(float); }  // kept in memory
 
   // fn(x {n, F}, first row, n) over every row, `batch` rows at a time, source by source (the
   // same chunks whether kept or streamed, so the same sums to the bit).
@@ -198,13 +199,18 @@ LogregResult fit_logreg(DenseHead& head, FeatureSource& train, FeatureSource* va
                    .classes = classes,
                    .input = {1, 1, 1, head.features()}},
                   0);
+  // The memory limit covers the kept rows together: training first, validation in what is left.
   const std::uint64_t limit = opt.memory_limit;
-  Rows train_rows(head, {&train}, limit, opt.batch);
-  std::optional<Rows> val_rows;
-  if (val) val_rows.emplace(head, std::vector<FeatureSource*>{val}, limit, opt.batch);
-  const std::vector<float> cw = class_weights(train_rows.labels(), classes, opt.class_weighting);
+  std::optional<Rows> train_rows, val_rows;
+  train_rows.emplace(head, std::vector<FeatureSource*>{&train}, limit, opt.batch);
+  if (val) {
+    const std::uint64_t left = limit == 0 ? 0 : limit - std::min(limit, train_rows->bytes());
+    val_rows.emplace(head, std::vector<FeatureSource*>{val},
+                     limit == 0 ? 0 : std::max<std::uint64_t>(left, 1), opt.batch);
+  }
+  const std::vector<float> cw = class_weights(train_rows->labels(), classes, opt.class_weighting);
   if (val) class_weights(val_rows->labels(), classes, ClassWeighting::none);  // checks labels
-  LogLoss objective(probe, train_rows, cw);
+  LogLoss objective(probe, *train_rows, cw);
 
   const size_t nk = static_cast<size_t>(head.features()) * classes;
   std::vector<double> theta(nk + classes, 0.0), best_theta;  // zeros, as scikit-learn starts
@@ -224,7 +230,7 @@ LogregResult fit_logreg(DenseHead& head, FeatureSource& train, FeatureSource* va
       break;
     }
     LogregPoint pt{.c = c, .iterations = r.iterations, .stop = r.stop, .loss = r.f};
-    pt.accuracy = objective.score(theta, train_rows).second;
+    pt.accuracy = objective.score(theta, *train_rows).second;
     if (val) {
       std::tie(pt.val_loss, pt.val_accuracy) = objective.score(theta, *val_rows);
       pt.has_val = true;
@@ -254,6 +260,8 @@ LogregResult fit_logreg(DenseHead& head, FeatureSource& train, FeatureSource* va
   if (opt.refit && val && !res.interrupted) {
     const auto t0 = clock::now();
     // The refit's rows are all the training rows: standardized by their own mean and std.
+    train_rows.reset();  // the walk's rows make room for the refit's
+    val_rows.reset();
     const Standardization walked = head.standardization();
     if (!walked.empty())
       head.set_standardization(input_statistics(head, std::vector<FeatureSource*>{&train, val}));

@@ -241,10 +241,12 @@ void standardize_head(DenseHead& head, FeatureSource& train, bool on, std::ostre
 TrainResult train_logreg(DenseHead& head, FeatureSource& train, FeatureSource* val, bool refit,
                          const TrainRunConfig& cfg, std::ostream& log,
                          const std::atomic<bool>* stop, LogregResult& lr) {
-  LogregOptions o{.class_weighting = cfg.options.class_weighting,
-                  .memory_limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit(),
-                  .refit = refit,
-                  .stop = stop};
+  // The prepared rows get half the memory budget: the features may hold the other half.
+  LogregOptions o{
+      .class_weighting = cfg.options.class_weighting,
+      .memory_limit = (cfg.memory_limit ? cfg.memory_limit : default_memory_limit()) / 2 + 1,
+      .refit = refit,
+      .stop = stop};
   if (!val) o.cs = {1.0};  // nothing to choose on (a --val-split of 0 with fine-tuning's rows)
   log << fmt::format("logreg: L-BFGS on {} rows, C from {:g} up{}\n", train.rows(),
                      o.cs.empty() ? default_c_grid().front() : o.cs.front(),
@@ -443,7 +445,7 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
         fit_logreg(*head, *train5, &*val5,
                    {.cs = {s.logreg.c},
                     .class_weighting = cfg.options.class_weighting,
-                    .memory_limit = cfg.memory_limit ? cfg.memory_limit : default_memory_limit(),
+                    .memory_limit = default_memory_limit() / 2 + 1,  // block5_pool rows: small
                     .refit = true,
                     .stop = stop});
         log << fmt::format("phase 1's head refitted on all {} rows (C = {:g})\n",
