@@ -839,7 +839,8 @@ TEST(Fit, RefusesBadGuardOptions) {
   Scripted m({0.f});
   for (auto [o, what] : {std::pair{TrainOptions{.guard_retries = -1}, "guard retries"},
                          std::pair{TrainOptions{.explode_factor = 1}, "explode factor"},
-                         std::pair{TrainOptions{.clip_norm = -1}, "clip norm"}})
+                         std::pair{TrainOptions{.clip_norm = -1}, "clip norm"},
+                         std::pair{TrainOptions{.start_margin = 1}, "start margin"}})
     EXPECT_HAS(testing::error_of([&] { fit(m, src, nullptr, o); }), what);
 }
 

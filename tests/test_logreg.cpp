@@ -108,6 +108,7 @@ TEST(DenseHead, StandardizationIsCheckedStoredAndFromTheSource) {
   head.pool(data.data(), 50, pooled.data());
   const Standardization want = reference_moments(pooled, 50, 3);
   const Standardization got = input_statistics(head, src, 7);
+  EXPECT_HAS(testing::error_of([&] { input_statistics(head, src, 0); }), "batch size 0");
   for (int j = 0; j < 3; ++j) {
     EXPECT_NEAR(got.mean[j], want.mean[j], 1e-6);
     EXPECT_NEAR(got.std[j], want.std[j], 1e-6 * want.std[j]);

@@ -304,6 +304,51 @@ TEST(TrainRun, StopFlagBeforeTheFirstEpochWritesNoModelAndKeepsTheOldOne) {
   EXPECT_EQ(testing::read_bytes(d / "m.h5"), before);
 }
 
+// Issue 16: --head logreg (tl-train's default) through the run: C chosen on a split and
+// refitted on all rows, recorded in the model; a --val file is chosen on and not trained on.
+TEST(TrainRun, LogregChoosesCOnASplitRefitsAndRecordsIt) {
+  TempDir d;
+  write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 20, 1));
+  write_features(d / "val.h5", synth_meta(), separable(synth_meta(), 5, 2));
+  auto c = train_config(d / "train.h5", d / "m.h5");
+  c.logreg = true;
+  c.history_csv = d / "h.csv";
+  std::ostringstream log;
+  const TrainRunSummary s = run_training(c, log);  // no validation given: 20% held out
+  EXPECT_HAS(log.str(), "no validation data given: C is chosen on 0.2 of the training rows");
+  EXPECT_HAS(log.str(), "refitted on 60 rows");
+  ASSERT_TRUE(s.saved);
+  EXPECT_TRUE(s.logreg.refitted);
+  ASSERT_GE(s.logreg.path.size(), 4u);
+  const Model m = load_model(d / "m.h5");
+  EXPECT_EQ(m.info.head.kind, HeadKind::linear);
+  EXPECT_EQ(m.head.standardization().mean.size(), 32u);
+  const auto& t = m.info.training;
+  EXPECT_EQ(t.at("head_fit"), "logreg");
+  EXPECT_EQ(t.at("logreg_c"), fmt::format("{:g}", s.logreg.c));
+  EXPECT_EQ(t.at("logreg_refit"), "training + validation rows");
+  EXPECT_EQ(t.at("standardize"), "on");
+  EXPECT_FALSE(t.contains("optimizer"));  // SGD settings played no part
+  // One history row per C tried.
+  const std::string h = testing::read_bytes(d / "h.csv");
+  EXPECT_EQ(static_cast<size_t>(std::count(h.begin(), h.end(), '\n')), s.logreg.path.size() + 1);
+  // The model separates the classes of held-out rows.
+  PredictRunConfig pc;
+  pc.model = d / "m.h5";
+  pc.features = d / "val.h5";
+  pc.output = d / "p.csv";
+  pc.quiet = true;
+  EXPECT_EQ(predict_run(pc).accuracy, 1.0);
+
+  // A --val file: C chosen on it, not refitted on it.
+  c.val = {d / "val.h5"};
+  c.output = d / "m2.h5";
+  c.history_csv.clear();
+  const TrainRunSummary s2 = train_run(c);
+  EXPECT_FALSE(s2.logreg.refitted);
+  EXPECT_EQ(load_model(d / "m2.h5").info.training.at("logreg_refit"), "no");
+}
+
 TEST(TrainRun, StreamingGivesTheSameModelAsInMemory) {
   TempDir d;
   write_features(d / "train.h5", synth_meta(), separable(synth_meta(), 20, 1));

@@ -31,6 +31,8 @@ void check_options(const TrainOptions& o, const FeatureSource* val) {
     throw UsageError(fmt::format("explode factor {} (must be > 1)", o.explode_factor));
   if (!(o.clip_norm >= 0))
     throw UsageError(fmt::format("clip norm {} (must be >= 0)", o.clip_norm));
+  if (!(o.start_margin >= 0 && o.start_margin < 1))
+    throw UsageError(fmt::format("start margin {} (must be in [0, 1))", o.start_margin));
 }
 
 void check_rows(const Trainable& m, const FeatureSource& src, const char* what) {
