@@ -34,6 +34,7 @@
 #include "tl/predict_run.hpp"
 #include "tl/report.hpp"
 #include "tl/train_run.hpp"
+#include "tl/version.hpp"
 
 namespace tl {
 namespace {
@@ -509,7 +510,7 @@ TEST(ModelFile, SaveLoadRoundTripsEverything) {
   EXPECT_EQ(f.weights_sha256, "abc123");
   EXPECT_FALSE(f.weights_pretrained);
   EXPECT_EQ(m.info.training, info.training);
-  EXPECT_EQ(m.info.tool_version, TL_VERSION);
+  EXPECT_EQ(m.info.tool_version, kVersion);
   EXPECT_FALSE(m.info.created.empty());
   EXPECT_EQ(m.head.weights(), head.weights());
 

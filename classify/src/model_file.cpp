@@ -11,6 +11,7 @@
 #include "tl/hdf5_guard.hpp"
 #include "tl/output_file.hpp"
 #include "tl/timestamp.hpp"
+#include "tl/version.hpp"
 
 namespace fs = std::filesystem;
 
@@ -70,7 +71,7 @@ void write_model_file(const fs::path& tmp, const ModelInfo& info, const DenseHea
     }
   }
   f.write_attr("created", info.created.empty() ? utc_timestamp() : info.created);
-  f.write_attr("tool_version", TL_VERSION);
+  f.write_attr("tool_version", kVersion);
   f.create_dataset("classes", h5::DType::str, {info.classes.size()})
       .write<std::string>(info.classes);
 

@@ -27,6 +27,7 @@
 #include "tl/output_file.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/progress.hpp"
+#include "tl/version.hpp"
 #include "tl/weights.hpp"
 
 namespace fs = std::filesystem;
@@ -205,7 +206,7 @@ class Extraction {
     m.shard_count = cfg_.shard.count;
     m.entries_total = static_cast<std::int64_t>(end_ - begin_);
     m.augment = cfg_.augment;
-    m.tool_version = TL_VERSION;
+    m.tool_version = kVersion;
     return m;
   }
 

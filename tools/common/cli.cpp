@@ -17,6 +17,7 @@
 
 #include "tl/error.hpp"
 #include "tl/machine.hpp"
+#include "tl/version.hpp"
 
 namespace tl::cli {
 
@@ -54,7 +55,7 @@ bool Parser::parse() {
       return false;
     }
     if (vm_.count("version")) {
-      std::cout << info_.name << " (tlkit) " << TL_VERSION << "\n" << machine().describe();
+      std::cout << info_.name << " (tlkit) " << kVersion << "\n" << machine().describe();
       return false;
     }
     po::notify(vm_);

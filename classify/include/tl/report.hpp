@@ -1,5 +1,9 @@
 // Text outputs of tl-train and tl-predict: Keras CSVLogger history, prediction CSV, metrics
 // JSON, and the metrics table printed on the terminal.
+//
+//   tl::write_history_csv("history.csv", result.history);   // epoch,accuracy,loss,val_...
+//   std::string j = tl::metrics_json(cm, tl::classification_report(cm), classes);
+//   tl::print_report(std::cerr, cm, tl::classification_report(cm), classes);
 #pragma once
 
 #include <filesystem>

@@ -1,5 +1,9 @@
 // int8 calibration on the user's own images: a deterministic sample of the whole image list
 // (the same for every shard of a cluster run), decoded as the extraction decodes them.
+//
+//   tl::Int8Calibration cal = tl::calibrate_on_images(weights, net, tl::list_images("photos"),
+//                                                     image_options, /*count=*/64, std::cerr);
+//   net.calibration = std::make_shared<const tl::Int8Calibration>(cal);  // the int8 net's ranges
 #pragma once
 
 #include <iosfwd>

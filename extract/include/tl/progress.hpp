@@ -1,5 +1,10 @@
 // Progress on a stream: a bar with images/s and ETA on a terminal, a plain line every few
 // seconds otherwise (logs of batch jobs), nothing when quiet.
+//
+//   tl::Progress p(std::cerr, /*total=*/1000, /*already_done=*/200, /*quiet=*/false);
+//   p.update(/*done=*/450, /*failed=*/2);       // redraws at most a few times a second
+//   p.note("resumed from row 200");             // a line of its own, the bar kept
+//   p.finish();
 #pragma once
 
 #include <chrono>

@@ -1,9 +1,8 @@
 // tlkit's exceptions. lib/ never exits the process: it throws one of these, and the tools
-// map them to exit codes (see tools/common/tool_main.hpp).
+// map them to exit codes (tl::cli::run in tools/common/cli.hpp: Error 1, UsageError 2).
 //
-//   throw tl::Error("weights file 'x.h5': layer block1_conv1: kernel shape (3,3,4,64), want
-//   (3,3,3,64)"); throw tl::UsageError("--layer: unknown layer 'block6_pool' (accepted:
-//   block1_conv1, ...)");
+//   throw tl::Error("weights file 'x.h5': layer block1_conv1: kernel (3,3,4,64), want (3,3,3,64)");
+//   throw tl::UsageError("--layer: unknown layer 'block6_pool' (accepted: block1_conv1, ...)");
 #pragma once
 
 #include <stdexcept>

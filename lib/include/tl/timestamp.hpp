@@ -1,4 +1,6 @@
 // The time stamps tlkit writes into its files: UTC, ISO 8601, to the second.
+//
+//   file.write_attr("created", tl::utc_timestamp());   // "2026-11-26T15:04:05Z"
 #pragma once
 
 #include <string>
