@@ -380,21 +380,15 @@ Standardization input_statistics(const DenseHead& head, const std::vector<Featur
                                  int batch) {
   if (batch < 1) throw UsageError(fmt::format("batch size {} (must be >= 1)", batch));
   FeatureMoments moments(head.features());
+  std::vector<float> x;
   for (FeatureSource* src : srcs) {
     check_source(head, *src, "standardisation");
-    const size_t total = src->rows();
-    const size_t b = std::min<size_t>(batch, std::max<size_t>(total, 1));
-    detail::AlignedBuffer rows(b * head.row_size() * sizeof(float)),
-        x(b * head.features() * sizeof(float));
-    std::vector<size_t> idx;
-    for (size_t first = 0; first < total; first += b) {
-      const int n = static_cast<int>(std::min(b, total - first));
-      idx.resize(n);
-      std::iota(idx.begin(), idx.end(), first);
-      src->read(idx, rows.floats());
-      head.pool(rows.floats(), n, x.floats());  // {n, h, w, c} -> {n, features}
-      moments.add(x.floats(), n);
-    }
+    for_each_batch(*src, batch, [&](size_t, int n, const float* rows) {
+      x.resize(static_cast<size_t>(n) * head.features());
+      head.pool(rows, n, x.data());  // {n, h, w, c} -> {n, features}
+      moments.add(x.data(), n);
+      return true;
+    });
   }
   return moments.result();
 }

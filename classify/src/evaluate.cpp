@@ -2,7 +2,6 @@
 #include "tl/evaluate.hpp"
 
 #include <algorithm>
-#include <numeric>
 
 #include <fmt/format.h>
 
@@ -19,20 +18,8 @@ void check_source(const DenseHead& head, const FeatureSource& src, const char* w
 
 namespace {
 
-// Calls fn(first_row, n, rows_buffer) for consecutive batches; false from fn stops.
-template <typename Fn>
-void for_each_batch(DenseHead& head, FeatureSource& src, int batch, Fn&& fn) {
+void check_batch(int batch) {
   if (batch < 1) throw UsageError(fmt::format("batch size {} (must be >= 1)", batch));
-  const size_t total = src.rows();
-  std::vector<float> rows(std::min<size_t>(batch, total) * head.row_size());
-  std::vector<size_t> idx;
-  for (size_t first = 0; first < total; first += batch) {
-    const int n = static_cast<int>(std::min<size_t>(batch, total - first));
-    idx.resize(n);
-    std::iota(idx.begin(), idx.end(), first);
-    src.read(idx, rows.data());
-    if (!fn(first, n, rows.data())) return;
-  }
 }
 
 }  // namespace
@@ -41,7 +28,8 @@ std::vector<float> predict(DenseHead& head, FeatureSource& src, int batch) {
   check_source(head, src, "prediction");
   const size_t classes = head.config().classes;
   std::vector<float> probs(src.rows() * classes);
-  for_each_batch(head, src, batch, [&](size_t first, int n, const float* rows) {
+  check_batch(batch);
+  for_each_batch(src, batch, [&](size_t first, int n, const float* rows) {
     head.predict(rows, n, probs.data() + first * classes);
     return true;
   });
@@ -57,7 +45,8 @@ Evaluation evaluate(DenseHead& head, FeatureSource& src, int batch, std::vector<
   double loss_sum = 0;
   size_t correct = 0;
   std::vector<int> labels;
-  for_each_batch(head, src, batch, [&](size_t first, int n, const float* rows) {
+  check_batch(batch);
+  for_each_batch(src, batch, [&](size_t first, int n, const float* rows) {
     if (stop && stop->load()) return false;
     labels.resize(n);
     for (int i = 0; i < n; ++i) labels[i] = src.label(first + i);

@@ -5,13 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <optional>
 #include <tuple>
 
 #include <fmt/format.h>
 
-#include "aligned_buffer.hpp"
 #include "tl/error.hpp"
 #include "tl/evaluate.hpp"
 
@@ -75,21 +73,15 @@ class Rows {
   }
 
  private:
+  // fn(x {n, F}, n) over the rows of `s`, prepared (pooled, standardized) `batch` at a time.
   template <typename Fn>
   void each_chunk_of(FeatureSource& s, Fn&& fn) {
-    const size_t total = s.rows();
-    const size_t b = std::min<size_t>(batch_, std::max<size_t>(total, 1));
-    rows_buf_.reserve(b * head_->row_size() * sizeof(float));
-    x_buf_.reserve(b * f_ * sizeof(float));
-    std::vector<size_t> idx;
-    for (size_t first = 0; first < total; first += b) {
-      const int n = static_cast<int>(std::min(b, total - first));
-      idx.resize(n);
-      std::iota(idx.begin(), idx.end(), first);
-      s.read(idx, rows_buf_.floats());
-      head_->prepare(rows_buf_.floats(), n, x_buf_.floats());  // {n, h, w, c} -> {n, F}
-      fn(x_buf_.floats(), n);
-    }
+    for_each_batch(s, batch_, [&](size_t, int n, const float* rows) {
+      x_buf_.resize(static_cast<size_t>(n) * f_);
+      head_->prepare(rows, n, x_buf_.data());  // {n, h, w, c} -> {n, F}
+      fn(x_buf_.data(), n);
+      return true;
+    });
   }
 
   const DenseHead* head_;
@@ -97,8 +89,7 @@ class Rows {
   int batch_;
   size_t f_;
   std::vector<int> labels_;
-  std::vector<float> x_;
-  detail::AlignedBuffer rows_buf_, x_buf_;
+  std::vector<float> x_, x_buf_;
 };
 
 // The objective over some Rows, evaluated with a linear head on the prepared inputs.

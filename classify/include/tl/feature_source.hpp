@@ -8,8 +8,10 @@
 //   tl::SubsetSource train(all, s.train), val(all, s.val);
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
 #include <span>
 #include <vector>
 
@@ -40,6 +42,22 @@ class FeatureSource {
     return static_cast<size_t>(s.h) * s.w * s.c;
   }
 };
+
+// Every row of `src` in order, `batch` rows at a time, through one buffer:
+// fn(first row, n, rows {n, h, w, c}); fn returning false stops. batch >= 1.
+template <typename Fn>
+void for_each_batch(FeatureSource& src, size_t batch, Fn&& fn) {
+  const size_t total = src.rows();
+  std::vector<float> rows(std::min(batch, total) * src.row_size());
+  std::vector<size_t> idx;
+  for (size_t first = 0; first < total; first += batch) {
+    const size_t n = std::min(batch, total - first);
+    idx.resize(n);
+    std::iota(idx.begin(), idx.end(), first);
+    src.read(idx, rows.data());
+    if (!fn(first, static_cast<int>(n), static_cast<const float*>(rows.data()))) return;
+  }
+}
 
 // All labels of a source, in row order.
 std::vector<int> labels_of(const FeatureSource& src);
