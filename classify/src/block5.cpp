@@ -1,28 +1,26 @@
-// Convolution and max pooling forward + backward on oneDNN 2.6 (through detail::Op), and
+// Convolution and max pooling forward + backward on oneDNN 2.6 (through onednn::Op), and
 // Block5: VGG16's top block with trainable weights.
 #include "tl/block5.hpp"
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 #include <optional>
 
 #include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "aligned_buffer.hpp"
-#include "onednn_op.hpp"
 #include "tl/error.hpp"
 #include "tl/machine.hpp"
+#include "tl/onednn.hpp"
 
 namespace tl {
 
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-using detail::cpu_engine;
-using detail::Op;
-using detail::user_scratchpad_attr;
+using onednn::make_reorder;
+using onednn::Op;
+using onednn::prop_of;
 
 const std::vector<std::string>& block5_layers() {
   static const std::vector<std::string> names{"block5_conv1", "block5_conv2", "block5_conv3"};
@@ -36,22 +34,6 @@ memory::desc nhwc(int n, int c, int h, int w, dt type = dt::f32) {
   return {{n, c, h, w}, type, tag::nhwc};
 }
 
-dnnl::primitive_attr conv_attr(bool relu) {
-  dnnl::primitive_attr a = user_scratchpad_attr();
-  if (relu) {
-    dnnl::post_ops po;
-    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-    a.set_post_ops(po);
-  }
-  return a;
-}
-
-// A reorder between two layouts of one tensor, built once.
-Op make_reorder(const memory::desc& from, const memory::desc& to, Scratchpad& scratch) {
-  dnnl::reorder::primitive_desc pd(cpu_engine(), from, cpu_engine(), to, user_scratchpad_attr());
-  return Op(pd, dnnl::reorder(pd), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}}, scratch);
-}
-
 }  // namespace
 
 // --- ConvLayer ------------------------------------------------------------------------------
@@ -60,14 +42,14 @@ struct ConvLayer::Impl {
   int n, h, w, cin, cout;
   bool relu, has_bwd_data = false, bf16 = false;
   Pass pass;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{onednn::engine()};
   Op fwd, relu_bwd, bwd_data, bwd_weights;
   Op kernel_to_fwd, kernel_to_bwd, diff_kernel_out;  // HWIO <-> oneDNN's layouts
   bool same_bwd_weights = true;                      // bwd data reads the forward's layout
-  detail::AlignedBuffer wei_fwd, wei_bwd, diff_wei, diff_pre;
+  AlignedBuffer wei_fwd, wei_bwd, diff_wei, diff_pre;
   // bf16: the input (kept from forward for backward weights) and d pre-activation, rounded.
   Op src_to_bf16, diff_to_bf16;
-  detail::AlignedBuffer src_bf16, diff_bf16;
+  AlignedBuffer src_bf16, diff_bf16;
   const float* bias = nullptr;
   std::string impl;
 };
@@ -91,85 +73,83 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
   const memory::desc wei_user({cout, cin, 3, 3}, dt::f32, tag::hwio);
   const memory::desc bias({cout}, dt::f32, tag::x);
   const memory::dims strides{1, 1}, pad{1, 1};
-  try {
-    const auto prop = pass == Pass::training ? dnnl::prop_kind::forward_training
-                                             : dnnl::prop_kind::forward_inference;
-    // {N, cin, H, W} -> {N, cout, H, W}
-    dnnl::convolution_forward::primitive_desc fpd(
-        dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, conv_src,
-                                        wei_any, bias, dst, strides, pad, pad),
-        conv_attr(relu), cpu_engine());
-    m.fwd = Op(fpd, dnnl::convolution_forward(fpd),
-               {{DNNL_ARG_SRC, conv_src},
-                {DNNL_ARG_WEIGHTS, fpd.weights_desc()},
-                {DNNL_ARG_BIAS, bias},
-                {DNNL_ARG_DST, dst}},
-               scratch);
-    m.impl = fmt::format("conv fwd {}", fpd.impl_info_str());
-    m.wei_fwd.reserve(fpd.weights_desc().get_size());
-    m.kernel_to_fwd = make_reorder(wei_user, fpd.weights_desc(), scratch);
-    if (m.bf16) {
-      m.src_to_bf16 = make_reorder(src, conv_src, scratch);
-      m.src_bf16.reserve(conv_src.get_size());
-      m.diff_to_bf16 = make_reorder(dst, conv_dd, scratch);
-      m.diff_bf16.reserve(conv_dd.get_size());
-      m.impl +=
-          fmt::format(" (bf16 src and weights, f32 dst; f32 -> bf16 {})", m.src_to_bf16.impl());
-    }
-    if (pass == Pass::training) {
-      if (relu) {  // d dst -> d (pre-activation), from the output: dst > 0 where src > 0
-        const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
-        dnnl::eltwise_forward::primitive_desc hint(
-            dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, dst, 0.f, 0.f),
-            user_scratchpad_attr(), cpu_engine());
-        dnnl::eltwise_backward::primitive_desc rpd(
-            dnnl::eltwise_backward::desc(alg, dst, dst, 0.f, 0.f), user_scratchpad_attr(),
-            cpu_engine(), hint);
-        m.relu_bwd =
-            Op(rpd, dnnl::eltwise_backward(rpd),
-               {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_DIFF_SRC, dst}}, scratch);
-        m.diff_pre.reserve(dst.get_size());
-        m.impl += fmt::format(", relu bwd {}", rpd.impl_info_str());
-      }
-      if (diff_src) {  // {N, cout, H, W} -> {N, cin, H, W}
-        dnnl::convolution_backward_data::primitive_desc dpd(
-            dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src, wei_any,
-                                                  conv_dd, strides, pad, pad),
-            user_scratchpad_attr(), cpu_engine(), fpd);
-        m.bwd_data = Op(dpd, dnnl::convolution_backward_data(dpd),
-                        {{DNNL_ARG_DIFF_DST, conv_dd},
-                         {DNNL_ARG_WEIGHTS, dpd.weights_desc()},
-                         {DNNL_ARG_DIFF_SRC, src}},
-                        scratch);
-        m.has_bwd_data = true;
-        m.same_bwd_weights = dpd.weights_desc() == fpd.weights_desc();
-        if (!m.same_bwd_weights) {
-          m.wei_bwd.reserve(dpd.weights_desc().get_size());
-          m.kernel_to_bwd = make_reorder(wei_user, dpd.weights_desc(), scratch);
+  onednn::call(
+      [&] {
+        const auto prop = prop_of(pass);
+        // {N, cin, H, W} -> {N, cout, H, W}
+        dnnl::convolution_forward::primitive_desc fpd(
+            dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, conv_src,
+                                            wei_any, bias, dst, strides, pad, pad),
+            onednn::attr(relu), onednn::engine());
+        m.fwd = Op(fpd, dnnl::convolution_forward(fpd),
+                   {{DNNL_ARG_SRC, conv_src},
+                    {DNNL_ARG_WEIGHTS, fpd.weights_desc()},
+                    {DNNL_ARG_BIAS, bias},
+                    {DNNL_ARG_DST, dst}},
+                   scratch);
+        m.impl = fmt::format("conv fwd {}", fpd.impl_info_str());
+        m.wei_fwd.reserve(fpd.weights_desc().get_size());
+        m.kernel_to_fwd = make_reorder(wei_user, fpd.weights_desc(), scratch);
+        if (m.bf16) {
+          m.src_to_bf16 = make_reorder(src, conv_src, scratch);
+          m.src_bf16.reserve(conv_src.get_size());
+          m.diff_to_bf16 = make_reorder(dst, conv_dd, scratch);
+          m.diff_bf16.reserve(conv_dd.get_size());
+          m.impl +=
+              fmt::format(" (bf16 src and weights, f32 dst; f32 -> bf16 {})", m.src_to_bf16.impl());
         }
-        m.impl += fmt::format(", bwd data {}", dpd.impl_info_str());
-      }
-      // {N, cout, H, W} -> kernel, bias
-      dnnl::convolution_backward_weights::primitive_desc wpd(
-          dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, conv_src,
-                                                   diff_wei_any, bias, conv_dd, strides, pad, pad),
-          user_scratchpad_attr(), cpu_engine(), fpd);
-      m.bwd_weights = Op(wpd, dnnl::convolution_backward_weights(wpd),
-                         {{DNNL_ARG_SRC, conv_src},
-                          {DNNL_ARG_DIFF_DST, conv_dd},
-                          {DNNL_ARG_DIFF_WEIGHTS, wpd.diff_weights_desc()},
-                          {DNNL_ARG_DIFF_BIAS, bias}},
-                         scratch);
-      m.diff_wei.reserve(wpd.diff_weights_desc().get_size());
-      m.diff_kernel_out = make_reorder(wpd.diff_weights_desc(), wei_user, scratch);
-      m.impl += fmt::format(", bwd weights {}", wpd.impl_info_str());
-    }
-  } catch (const dnnl::error& e) {
-    throw Error(
-        fmt::format("oneDNN could not build the conv layer {{{}, {}, {}, {}}} -> {} "
-                    "channels: {}",
-                    batch, cin, h, w, cout, e.what()));
-  }
+        if (pass == Pass::training) {
+          if (relu) {  // d dst -> d (pre-activation), from the output: dst > 0 where src > 0
+            const auto alg = dnnl::algorithm::eltwise_relu_use_dst_for_bwd;
+            dnnl::eltwise_forward::primitive_desc hint(
+                dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, alg, dst, 0.f, 0.f),
+                onednn::attr(), onednn::engine());
+            dnnl::eltwise_backward::primitive_desc rpd(
+                dnnl::eltwise_backward::desc(alg, dst, dst, 0.f, 0.f), onednn::attr(),
+                onednn::engine(), hint);
+            m.relu_bwd = Op(
+                rpd, dnnl::eltwise_backward(rpd),
+                {{DNNL_ARG_DST, dst}, {DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_DIFF_SRC, dst}}, scratch);
+            m.diff_pre.reserve(dst.get_size());
+            m.impl += fmt::format(", relu bwd {}", rpd.impl_info_str());
+          }
+          if (diff_src) {  // {N, cout, H, W} -> {N, cin, H, W}
+            dnnl::convolution_backward_data::primitive_desc dpd(
+                dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src,
+                                                      wei_any, conv_dd, strides, pad, pad),
+                onednn::attr(), onednn::engine(), fpd);
+            m.bwd_data = Op(dpd, dnnl::convolution_backward_data(dpd),
+                            {{DNNL_ARG_DIFF_DST, conv_dd},
+                             {DNNL_ARG_WEIGHTS, dpd.weights_desc()},
+                             {DNNL_ARG_DIFF_SRC, src}},
+                            scratch);
+            m.has_bwd_data = true;
+            m.same_bwd_weights = dpd.weights_desc() == fpd.weights_desc();
+            if (!m.same_bwd_weights) {
+              m.wei_bwd.reserve(dpd.weights_desc().get_size());
+              m.kernel_to_bwd = make_reorder(wei_user, dpd.weights_desc(), scratch);
+            }
+            m.impl += fmt::format(", bwd data {}", dpd.impl_info_str());
+          }
+          // {N, cout, H, W} -> kernel, bias
+          dnnl::convolution_backward_weights::primitive_desc wpd(
+              dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct,
+                                                       conv_src, diff_wei_any, bias, conv_dd,
+                                                       strides, pad, pad),
+              onednn::attr(), onednn::engine(), fpd);
+          m.bwd_weights = Op(wpd, dnnl::convolution_backward_weights(wpd),
+                             {{DNNL_ARG_SRC, conv_src},
+                              {DNNL_ARG_DIFF_DST, conv_dd},
+                              {DNNL_ARG_DIFF_WEIGHTS, wpd.diff_weights_desc()},
+                              {DNNL_ARG_DIFF_BIAS, bias}},
+                             scratch);
+          m.diff_wei.reserve(wpd.diff_weights_desc().get_size());
+          m.diff_kernel_out = make_reorder(wpd.diff_weights_desc(), wei_user, scratch);
+          m.impl += fmt::format(", bwd weights {}", wpd.impl_info_str());
+        }
+      },
+      "oneDNN could not build the conv layer {{{}, {}, {}, {}}} -> {} channels", batch, cin, h, w,
+      cout);
 }
 
 ConvLayer::~ConvLayer() = default;
@@ -178,32 +158,32 @@ ConvLayer& ConvLayer::operator=(ConvLayer&&) noexcept = default;
 
 void ConvLayer::set_weights(const float* kernel, const float* bias) {
   Impl& m = *impl_;
-  try {
-    m.kernel_to_fwd.run(m.strm, {{DNNL_ARG_FROM, kernel}, {DNNL_ARG_TO, m.wei_fwd.data()}});
-    if (m.has_bwd_data && !m.same_bwd_weights)
-      m.kernel_to_bwd.run(m.strm, {{DNNL_ARG_FROM, kernel}, {DNNL_ARG_TO, m.wei_bwd.data()}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("conv layer: weights reorder failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        m.kernel_to_fwd.run(m.strm, {{DNNL_ARG_FROM, kernel}, {DNNL_ARG_TO, m.wei_fwd.data()}});
+        if (m.has_bwd_data && !m.same_bwd_weights)
+          m.kernel_to_bwd.run(m.strm, {{DNNL_ARG_FROM, kernel}, {DNNL_ARG_TO, m.wei_bwd.data()}});
+      },
+      "conv layer: weights reorder failed");
   m.bias = bias;
 }
 
 void ConvLayer::forward(const float* src, float* dst) {
   Impl& m = *impl_;
   if (!m.bias) throw Error("conv layer: forward before set_weights");
-  try {
-    const void* x = src;
-    if (m.bf16) {  // {N, cin, H, W} f32 -> bf16, kept for backward weights
-      m.src_to_bf16.run(m.strm, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, m.src_bf16.data()}});
-      x = m.src_bf16.data();
-    }
-    m.fwd.run(m.strm, {{DNNL_ARG_SRC, x},
-                       {DNNL_ARG_WEIGHTS, m.wei_fwd.data()},
-                       {DNNL_ARG_BIAS, m.bias},
-                       {DNNL_ARG_DST, dst}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("conv layer ({} -> {}) forward failed: {}", m.cin, m.cout, e.what()));
-  }
+  onednn::call(
+      [&] {
+        const void* x = src;
+        if (m.bf16) {  // {N, cin, H, W} f32 -> bf16, kept for backward weights
+          m.src_to_bf16.run(m.strm, {{DNNL_ARG_FROM, src}, {DNNL_ARG_TO, m.src_bf16.data()}});
+          x = m.src_bf16.data();
+        }
+        m.fwd.run(m.strm, {{DNNL_ARG_SRC, x},
+                           {DNNL_ARG_WEIGHTS, m.wei_fwd.data()},
+                           {DNNL_ARG_BIAS, m.bias},
+                           {DNNL_ARG_DST, dst}});
+      },
+      "conv layer ({} -> {}) forward failed", m.cin, m.cout);
 }
 
 void ConvLayer::backward(const float* src, const float* dst, const float* diff_dst, float* diff_src,
@@ -212,33 +192,34 @@ void ConvLayer::backward(const float* src, const float* dst, const float* diff_d
   if (m.pass != Pass::training) throw Error("conv layer: backward on a layer built for inference");
   if (diff_src && !m.has_bwd_data)
     throw Error("conv layer: diff_src requested from a layer built without it");
-  try {
-    const float* dpre = diff_dst;
-    if (m.relu) {  // {N, cout, H, W} -> {N, cout, H, W}
-      m.relu_bwd.run(m.strm, {{DNNL_ARG_DST, dst},
-                              {DNNL_ARG_DIFF_DST, diff_dst},
-                              {DNNL_ARG_DIFF_SRC, m.diff_pre.data()}});
-      dpre = m.diff_pre.floats();
-    }
-    const void *x = src, *dd = dpre;
-    if (m.bf16) {  // {N, cout, H, W} f32 -> bf16; src's bf16 copy is the forward's
-      m.diff_to_bf16.run(m.strm, {{DNNL_ARG_FROM, dpre}, {DNNL_ARG_TO, m.diff_bf16.data()}});
-      x = m.src_bf16.data();
-      dd = m.diff_bf16.data();
-    }
-    m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, x},
-                               {DNNL_ARG_DIFF_DST, dd},
-                               {DNNL_ARG_DIFF_WEIGHTS, m.diff_wei.data()},
-                               {DNNL_ARG_DIFF_BIAS, diff_bias}});
-    m.diff_kernel_out.run(m.strm, {{DNNL_ARG_FROM, m.diff_wei.data()}, {DNNL_ARG_TO, diff_kernel}});
-    if (diff_src)
-      m.bwd_data.run(m.strm,
-                     {{DNNL_ARG_DIFF_DST, dd},
-                      {DNNL_ARG_WEIGHTS, m.same_bwd_weights ? m.wei_fwd.data() : m.wei_bwd.data()},
-                      {DNNL_ARG_DIFF_SRC, diff_src}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("conv layer ({} -> {}) backward failed: {}", m.cin, m.cout, e.what()));
-  }
+  onednn::call(
+      [&] {
+        const float* dpre = diff_dst;
+        if (m.relu) {  // {N, cout, H, W} -> {N, cout, H, W}
+          m.relu_bwd.run(m.strm, {{DNNL_ARG_DST, dst},
+                                  {DNNL_ARG_DIFF_DST, diff_dst},
+                                  {DNNL_ARG_DIFF_SRC, m.diff_pre.data()}});
+          dpre = m.diff_pre.floats();
+        }
+        const void *x = src, *dd = dpre;
+        if (m.bf16) {  // {N, cout, H, W} f32 -> bf16; src's bf16 copy is the forward's
+          m.diff_to_bf16.run(m.strm, {{DNNL_ARG_FROM, dpre}, {DNNL_ARG_TO, m.diff_bf16.data()}});
+          x = m.src_bf16.data();
+          dd = m.diff_bf16.data();
+        }
+        m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, x},
+                                   {DNNL_ARG_DIFF_DST, dd},
+                                   {DNNL_ARG_DIFF_WEIGHTS, m.diff_wei.data()},
+                                   {DNNL_ARG_DIFF_BIAS, diff_bias}});
+        m.diff_kernel_out.run(m.strm,
+                              {{DNNL_ARG_FROM, m.diff_wei.data()}, {DNNL_ARG_TO, diff_kernel}});
+        if (diff_src)
+          m.bwd_data.run(
+              m.strm, {{DNNL_ARG_DIFF_DST, dd},
+                       {DNNL_ARG_WEIGHTS, m.same_bwd_weights ? m.wei_fwd.data() : m.wei_bwd.data()},
+                       {DNNL_ARG_DIFF_SRC, diff_src}});
+      },
+      "conv layer ({} -> {}) backward failed", m.cin, m.cout);
 }
 
 std::string ConvLayer::describe() const {
@@ -249,9 +230,9 @@ std::string ConvLayer::describe() const {
 
 struct MaxPoolLayer::Impl {
   Pass pass;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{onednn::engine()};
   Op fwd, bwd;
-  detail::AlignedBuffer workspace;
+  AlignedBuffer workspace;
   std::string impl;
 };
 
@@ -263,40 +244,38 @@ MaxPoolLayer::MaxPoolLayer(int batch, int h, int w, int c, Pass pass, Scratchpad
   m.pass = pass;
   const int oh = h / 2, ow = w / 2;
   const memory::desc src = nhwc(batch, c, h, w), dst = nhwc(batch, c, oh, ow);
-  // Right padding so oneDNN's (H - 2 + pr) / 2 + 1 equals floor(H / 2) (as in vgg16.cpp).
-  const memory::dims pad_r{oh * 2 - h, ow * 2 - w};
+  const memory::dims pad_r = onednn::floor_pool_padding(h, w, oh, ow);
   const auto alg = dnnl::algorithm::pooling_max;
-  try {
-    const auto prop = pass == Pass::training ? dnnl::prop_kind::forward_training
-                                             : dnnl::prop_kind::forward_inference;
-    // {N, C, H, W} -> {N, C, H/2, W/2}
-    dnnl::pooling_forward::primitive_desc fpd(
-        dnnl::pooling_forward::desc(prop, alg, src, dst, {2, 2}, {2, 2}, {0, 0}, pad_r),
-        user_scratchpad_attr(), cpu_engine());
-    if (pass == Pass::training) {
-      m.fwd =
-          Op(fpd, dnnl::pooling_forward(fpd),
-             {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}},
-             scratch);
-      m.workspace.reserve(std::max<size_t>(fpd.workspace_desc().get_size(), 64));
-      dnnl::pooling_backward::primitive_desc bpd(
-          dnnl::pooling_backward::desc(alg, src, dst, {2, 2}, {2, 2}, {0, 0}, pad_r),
-          user_scratchpad_attr(), cpu_engine(), fpd);
-      m.bwd = Op(bpd, dnnl::pooling_backward(bpd),
-                 {{DNNL_ARG_DIFF_DST, dst},
-                  {DNNL_ARG_DIFF_SRC, src},
-                  {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}},
-                 scratch);
-      m.impl = fmt::format("pool fwd {}, bwd {}", fpd.impl_info_str(), bpd.impl_info_str());
-    } else {
-      m.fwd =
-          Op(fpd, dnnl::pooling_forward(fpd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}, scratch);
-      m.impl = fmt::format("pool fwd {}", fpd.impl_info_str());
-    }
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("oneDNN could not build the max pool layer {{{}, {}, {}, {}}}: {}",
-                            batch, c, h, w, e.what()));
-  }
+  onednn::call(
+      [&] {
+        const auto prop = prop_of(pass);
+        // {N, C, H, W} -> {N, C, H/2, W/2}
+        dnnl::pooling_forward::primitive_desc fpd(
+            dnnl::pooling_forward::desc(prop, alg, src, dst, {2, 2}, {2, 2}, {0, 0}, pad_r),
+            onednn::attr(), onednn::engine());
+        if (pass == Pass::training) {
+          m.fwd = Op(fpd, dnnl::pooling_forward(fpd),
+                     {{DNNL_ARG_SRC, src},
+                      {DNNL_ARG_DST, dst},
+                      {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}},
+                     scratch);
+          m.workspace.reserve(std::max<size_t>(fpd.workspace_desc().get_size(), 64));
+          dnnl::pooling_backward::primitive_desc bpd(
+              dnnl::pooling_backward::desc(alg, src, dst, {2, 2}, {2, 2}, {0, 0}, pad_r),
+              onednn::attr(), onednn::engine(), fpd);
+          m.bwd = Op(bpd, dnnl::pooling_backward(bpd),
+                     {{DNNL_ARG_DIFF_DST, dst},
+                      {DNNL_ARG_DIFF_SRC, src},
+                      {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}},
+                     scratch);
+          m.impl = fmt::format("pool fwd {}, bwd {}", fpd.impl_info_str(), bpd.impl_info_str());
+        } else {
+          m.fwd = Op(fpd, dnnl::pooling_forward(fpd), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}},
+                     scratch);
+          m.impl = fmt::format("pool fwd {}", fpd.impl_info_str());
+        }
+      },
+      "oneDNN could not build the max pool layer {{{}, {}, {}, {}}}", batch, c, h, w);
 }
 
 MaxPoolLayer::~MaxPoolLayer() = default;
@@ -305,29 +284,29 @@ MaxPoolLayer& MaxPoolLayer::operator=(MaxPoolLayer&&) noexcept = default;
 
 void MaxPoolLayer::forward(const float* src, float* dst) {
   Impl& m = *impl_;
-  try {
-    if (m.pass == Pass::training)
-      m.fwd.run(
-          m.strm,
-          {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, m.workspace.data()}});
-    else
-      m.fwd.run(m.strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("max pool forward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        if (m.pass == Pass::training)
+          m.fwd.run(
+              m.strm,
+              {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}, {DNNL_ARG_WORKSPACE, m.workspace.data()}});
+        else
+          m.fwd.run(m.strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      },
+      "max pool forward failed");
 }
 
 void MaxPoolLayer::backward(const float* diff_dst, float* diff_src) {
   Impl& m = *impl_;
   if (m.pass != Pass::training)
     throw Error("max pool layer: backward on a layer built for inference");
-  try {
-    m.bwd.run(m.strm, {{DNNL_ARG_DIFF_DST, diff_dst},
-                       {DNNL_ARG_DIFF_SRC, diff_src},
-                       {DNNL_ARG_WORKSPACE, m.workspace.data()}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("max pool backward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        m.bwd.run(m.strm, {{DNNL_ARG_DIFF_DST, diff_dst},
+                           {DNNL_ARG_DIFF_SRC, diff_src},
+                           {DNNL_ARG_WORKSPACE, m.workspace.data()}});
+      },
+      "max pool backward failed");
 }
 
 std::string MaxPoolLayer::describe() const {
@@ -359,7 +338,7 @@ struct Block5Plan {
   std::vector<ConvLayer> convs;
   std::optional<MaxPoolLayer> pool;
   // act[k]: conv k+1's output; diff[0], diff[1]: gradients ping-pong.
-  detail::AlignedBuffer act[3], diff[2];
+  AlignedBuffer act[3], diff[2];
 };
 
 constexpr size_t kMaxPlans = 6;
@@ -370,14 +349,12 @@ struct Block5::Impl {
   Shape in, out;
   Precision precision = Precision::f32;
   std::vector<Param> params;
-  std::map<std::pair<int, Pass>, std::unique_ptr<Block5Plan>> plans;
+  PlanCache<std::pair<int, Pass>, Block5Plan> plans{kMaxPlans};
 
   Block5Plan& plan(int n, Pass pass) {
     if (n < 1) throw Error(fmt::format("block5: batch of {} rows", n));
-    const auto key = std::make_pair(n, pass);
-    if (auto it = plans.find(key); it != plans.end()) return *it->second;
-    if (plans.size() >= kMaxPlans) plans.clear();
-    return *plans.emplace(key, std::make_unique<Block5Plan>(n, in, pass, precision)).first->second;
+    return plans.get({n, pass},
+                     [&] { return std::make_unique<Block5Plan>(n, in, pass, precision); });
   }
 
   void run_forward(Block5Plan& p, const float* src, float* dst) {

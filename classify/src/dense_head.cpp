@@ -6,7 +6,6 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <map>
 #include <numeric>
 #include <optional>
 #include <tuple>
@@ -16,11 +15,11 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
-#include "aligned_buffer.hpp"
 #include "tl/error.hpp"
 #include "tl/evaluate.hpp"
 #include "tl/feature_source.hpp"
 #include "tl/head_layers.hpp"
+#include "tl/layer_plan.hpp"
 #include "tl/loss.hpp"
 #include "tl/seeded_random.hpp"
 
@@ -95,7 +94,7 @@ struct Plan {
   std::optional<SoftmaxLayer> softmax;
   // x: pooled, standardized input; h1 = fc1(x); a1 = relu(h1); d1 = dropout(a1); logits;
   // probs. dd1 = d loss / d d1 (then / d a1 in place); dh1 = d loss / d h1; dx = d loss / d x.
-  detail::AlignedBuffer x, h1, a1, mask, d1, logits, probs, dlogits, dd1, dh1, dx;
+  AlignedBuffer x, h1, a1, mask, d1, logits, probs, dlogits, dd1, dh1, dx;
 };
 
 // Plans kept at once: the training batch, its short last batch, the evaluation batch and its
@@ -111,17 +110,15 @@ struct DenseHead::Impl {
   std::vector<Param> params;
   int k1 = -1, b1 = -1, k2 = -1, b2 = -1;  // indices into params (k1, b1: mlp only)
   Standardization standardization;
-  std::map<std::tuple<int, Pass, bool>, std::unique_ptr<Plan>> plans;
+  PlanCache<std::tuple<int, Pass, bool>, Plan> plans{kMaxPlans};
 
   // The input is copied when it is pooled or standardized; flatten alone reads the rows.
   bool own_x() const { return cfg.pool != Pool::flatten || !standardization.empty(); }
 
   Plan& plan(int n, Pass pass, bool input_grad = false) {
-    auto key = std::make_tuple(n, pass, input_grad);
-    if (auto it = plans.find(key); it != plans.end()) return *it->second;
-    if (plans.size() >= kMaxPlans) plans.clear();
-    return *plans.emplace(key, std::make_unique<Plan>(cfg, features, own_x(), n, pass, input_grad))
-                .first->second;
+    return plans.get({n, pass, input_grad}, [&] {
+      return std::make_unique<Plan>(cfg, features, own_x(), n, pass, input_grad);
+    });
   }
 
   void check_n(int n, std::span<const int> labels, bool need_labels) const {

@@ -9,9 +9,9 @@
 
 #include <fmt/format.h>
 
-#include "aligned_buffer.hpp"
 #include "tl/error.hpp"
 #include "tl/evaluate.hpp"
+#include "tl/layer_plan.hpp"
 #include "tl/loss.hpp"
 #include "tl/optimizer.hpp"
 #include "tl/seeded_random.hpp"
@@ -69,8 +69,8 @@ struct FinetuneStep::Impl {
   Block5* block5;
   DenseHead* head;
   int n = 0;
-  detail::AlignedBuffer y, dy;  // block5's output {n, h/2, w/2, 512} and its gradient
-  bool zero_output = false;     // the last step's block5 output was all zero
+  AlignedBuffer y, dy;       // block5's output {n, h/2, w/2, 512} and its gradient
+  bool zero_output = false;  // the last step's block5 output was all zero
 };
 
 FinetuneStep::FinetuneStep(Block5& block5, DenseHead& head) : impl_(std::make_unique<Impl>()) {

@@ -1,4 +1,4 @@
-// Dense, ReLU and softmax on oneDNN 2.6 primitives (through detail::Op), dropout by hand.
+// Dense, ReLU and softmax on oneDNN 2.6 primitives (through onednn::Op), dropout by hand.
 #include "tl/head_layers.hpp"
 
 #include <cstdlib>
@@ -6,9 +6,8 @@
 #include <fmt/format.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "aligned_buffer.hpp"
-#include "onednn_op.hpp"
 #include "tl/error.hpp"
+#include "tl/onednn.hpp"
 #include "tl/seeded_random.hpp"
 
 namespace tl {
@@ -16,26 +15,8 @@ namespace tl {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-using detail::cpu_engine;
-using detail::Op;
-using detail::user_scratchpad_attr;
-
-// --- Scratchpad ---------------------------------------------------------------------------
-
-struct Scratchpad::Impl {
-  detail::AlignedBuffer buf;
-};
-Scratchpad::Scratchpad() : impl_(std::make_unique<Impl>()) {}
-Scratchpad::~Scratchpad() = default;
-void Scratchpad::reserve(size_t bytes) {
-  impl_->buf.reserve(bytes);
-}
-void* Scratchpad::data() const {
-  return impl_->buf.data();
-}
-size_t Scratchpad::size() const {
-  return impl_->buf.size();
-}
+using onednn::Op;
+using onednn::prop_of;
 
 namespace {
 
@@ -56,7 +37,7 @@ memory::desc rows_md(int n, int c) {
 struct DenseLayer::Impl {
   int n, in, out;
   Pass pass;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{onednn::engine()};
   Op fwd, bwd_data, bwd_weights;
   bool has_bwd_data = false;
 };
@@ -71,40 +52,41 @@ DenseLayer::DenseLayer(int batch, int in, int out, Pass pass, Scratchpad& scratc
   // stores; oneDNN's gemm-based inner product takes it directly, so there is no reorder.
   const memory::desc src = rows_md(batch, in), dst = rows_md(batch, out);
   const memory::desc wei({out, in}, dt::f32, tag::io), bias({out}, dt::f32, tag::x);
-  try {
-    const auto prop = pass == Pass::training ? dnnl::prop_kind::forward_training
-                                             : dnnl::prop_kind::forward_inference;
-    dnnl::inner_product_forward::primitive_desc fpd(
-        dnnl::inner_product_forward::desc(prop, src, wei, bias, dst), user_scratchpad_attr(),
-        cpu_engine());
-    m.fwd = Op(
-        fpd, dnnl::inner_product_forward(fpd),
-        {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}},
-        scratch);
-    if (pass == Pass::training) {
-      if (diff_src) {
-        dnnl::inner_product_backward_data::primitive_desc dpd(
-            dnnl::inner_product_backward_data::desc(src, wei, dst), user_scratchpad_attr(),
-            cpu_engine(), fpd);
-        m.bwd_data = Op(
-            dpd, dnnl::inner_product_backward_data(dpd),
-            {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, src}}, scratch);
-        m.has_bwd_data = true;
-      }
-      dnnl::inner_product_backward_weights::primitive_desc wpd(
-          dnnl::inner_product_backward_weights::desc(src, wei, bias, dst), user_scratchpad_attr(),
-          cpu_engine(), fpd);
-      m.bwd_weights = Op(wpd, dnnl::inner_product_backward_weights(wpd),
-                         {{DNNL_ARG_SRC, src},
-                          {DNNL_ARG_DIFF_DST, dst},
-                          {DNNL_ARG_DIFF_WEIGHTS, wei},
-                          {DNNL_ARG_DIFF_BIAS, bias}},
-                         scratch);
-    }
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("oneDNN could not build the dense layer {{{}, {}}} -> {{{}, {}}}: {}",
-                            batch, in, batch, out, e.what()));
-  }
+  onednn::call(
+      [&] {
+        const auto prop = prop_of(pass);
+        dnnl::inner_product_forward::primitive_desc fpd(
+            dnnl::inner_product_forward::desc(prop, src, wei, bias, dst), onednn::attr(),
+            onednn::engine());
+        m.fwd = Op(fpd, dnnl::inner_product_forward(fpd),
+                   {{DNNL_ARG_SRC, src},
+                    {DNNL_ARG_WEIGHTS, wei},
+                    {DNNL_ARG_BIAS, bias},
+                    {DNNL_ARG_DST, dst}},
+                   scratch);
+        if (pass == Pass::training) {
+          if (diff_src) {
+            dnnl::inner_product_backward_data::primitive_desc dpd(
+                dnnl::inner_product_backward_data::desc(src, wei, dst), onednn::attr(),
+                onednn::engine(), fpd);
+            m.bwd_data =
+                Op(dpd, dnnl::inner_product_backward_data(dpd),
+                   {{DNNL_ARG_DIFF_DST, dst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, src}},
+                   scratch);
+            m.has_bwd_data = true;
+          }
+          dnnl::inner_product_backward_weights::primitive_desc wpd(
+              dnnl::inner_product_backward_weights::desc(src, wei, bias, dst), onednn::attr(),
+              onednn::engine(), fpd);
+          m.bwd_weights = Op(wpd, dnnl::inner_product_backward_weights(wpd),
+                             {{DNNL_ARG_SRC, src},
+                              {DNNL_ARG_DIFF_DST, dst},
+                              {DNNL_ARG_DIFF_WEIGHTS, wei},
+                              {DNNL_ARG_DIFF_BIAS, bias}},
+                             scratch);
+        }
+      },
+      "oneDNN could not build the dense layer {{{}, {}}} -> {{{}, {}}}", batch, in, batch, out);
 }
 
 DenseLayer::~DenseLayer() = default;
@@ -122,14 +104,14 @@ int DenseLayer::out() const {
 
 void DenseLayer::forward(const float* src, const float* kernel, const float* bias, float* dst) {
   Impl& m = *impl_;
-  try {
-    m.fwd.run(m.strm, {{DNNL_ARG_SRC, src},
-                       {DNNL_ARG_WEIGHTS, kernel},
-                       {DNNL_ARG_BIAS, bias},
-                       {DNNL_ARG_DST, dst}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("dense layer ({} -> {}) forward failed: {}", m.in, m.out, e.what()));
-  }
+  onednn::call(
+      [&] {
+        m.fwd.run(m.strm, {{DNNL_ARG_SRC, src},
+                           {DNNL_ARG_WEIGHTS, kernel},
+                           {DNNL_ARG_BIAS, bias},
+                           {DNNL_ARG_DST, dst}});
+      },
+      "dense layer ({} -> {}) forward failed", m.in, m.out);
 }
 
 void DenseLayer::backward(const float* src, const float* kernel, const float* diff_dst,
@@ -138,18 +120,18 @@ void DenseLayer::backward(const float* src, const float* kernel, const float* di
   if (m.pass != Pass::training) throw Error("dense layer: backward on a layer built for inference");
   if (diff_src && !m.has_bwd_data)
     throw Error("dense layer: diff_src requested from a layer built without it");
-  try {
-    if (diff_src)
-      m.bwd_data.run(m.strm, {{DNNL_ARG_DIFF_DST, diff_dst},
-                              {DNNL_ARG_WEIGHTS, kernel},
-                              {DNNL_ARG_DIFF_SRC, diff_src}});
-    m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, src},
-                               {DNNL_ARG_DIFF_DST, diff_dst},
-                               {DNNL_ARG_DIFF_WEIGHTS, diff_kernel},
-                               {DNNL_ARG_DIFF_BIAS, diff_bias}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("dense layer ({} -> {}) backward failed: {}", m.in, m.out, e.what()));
-  }
+  onednn::call(
+      [&] {
+        if (diff_src)
+          m.bwd_data.run(m.strm, {{DNNL_ARG_DIFF_DST, diff_dst},
+                                  {DNNL_ARG_WEIGHTS, kernel},
+                                  {DNNL_ARG_DIFF_SRC, diff_src}});
+        m.bwd_weights.run(m.strm, {{DNNL_ARG_SRC, src},
+                                   {DNNL_ARG_DIFF_DST, diff_dst},
+                                   {DNNL_ARG_DIFF_WEIGHTS, diff_kernel},
+                                   {DNNL_ARG_DIFF_BIAS, diff_bias}});
+      },
+      "dense layer ({} -> {}) backward failed", m.in, m.out);
 }
 
 std::string DenseLayer::describe() const {
@@ -165,7 +147,7 @@ std::string DenseLayer::describe() const {
 struct ReluLayer::Impl {
   int n, size;
   Pass pass;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{onednn::engine()};
   Op fwd, bwd;
 };
 
@@ -175,24 +157,24 @@ ReluLayer::ReluLayer(int batch, int size, Pass pass, Scratchpad& scratch)
   Impl& m = *impl_;
   m.n = batch, m.size = size, m.pass = pass;
   const memory::desc md = rows_md(batch, size);
-  try {
-    const auto prop = pass == Pass::training ? dnnl::prop_kind::forward_training
-                                             : dnnl::prop_kind::forward_inference;
-    dnnl::eltwise_forward::primitive_desc fpd(
-        dnnl::eltwise_forward::desc(prop, dnnl::algorithm::eltwise_relu, md, 0.f),
-        user_scratchpad_attr(), cpu_engine());
-    m.fwd = Op(fpd, dnnl::eltwise_forward(fpd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}, scratch);
-    if (pass == Pass::training) {
-      dnnl::eltwise_backward::primitive_desc bpd(
-          dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu, md, md, 0.f),
-          user_scratchpad_attr(), cpu_engine(), fpd);
-      m.bwd = Op(bpd, dnnl::eltwise_backward(bpd),
+  onednn::call(
+      [&] {
+        const auto prop = prop_of(pass);
+        dnnl::eltwise_forward::primitive_desc fpd(
+            dnnl::eltwise_forward::desc(prop, dnnl::algorithm::eltwise_relu, md, 0.f),
+            onednn::attr(), onednn::engine());
+        m.fwd =
+            Op(fpd, dnnl::eltwise_forward(fpd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}, scratch);
+        if (pass == Pass::training) {
+          dnnl::eltwise_backward::primitive_desc bpd(
+              dnnl::eltwise_backward::desc(dnnl::algorithm::eltwise_relu, md, md, 0.f),
+              onednn::attr(), onednn::engine(), fpd);
+          m.bwd =
+              Op(bpd, dnnl::eltwise_backward(bpd),
                  {{DNNL_ARG_SRC, md}, {DNNL_ARG_DIFF_DST, md}, {DNNL_ARG_DIFF_SRC, md}}, scratch);
-    }
-  } catch (const dnnl::error& e) {
-    throw Error(
-        fmt::format("oneDNN could not build the relu layer {{{}, {}}}: {}", batch, size, e.what()));
-  }
+        }
+      },
+      "oneDNN could not build the relu layer {{{}, {}}}", batch, size);
 }
 
 ReluLayer::~ReluLayer() = default;
@@ -200,23 +182,23 @@ ReluLayer::ReluLayer(ReluLayer&&) noexcept = default;
 ReluLayer& ReluLayer::operator=(ReluLayer&&) noexcept = default;
 
 void ReluLayer::forward(const float* src, float* dst) {
-  try {
-    impl_->fwd.run(impl_->strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("relu forward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        impl_->fwd.run(impl_->strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      },
+      "relu forward failed");
 }
 
 void ReluLayer::backward(const float* src, const float* diff_dst, float* diff_src) {
   if (impl_->pass != Pass::training)
     throw Error("relu layer: backward on a layer built for inference");
-  try {
-    impl_->bwd.run(
-        impl_->strm,
-        {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("relu backward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        impl_->bwd.run(
+            impl_->strm,
+            {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, diff_dst}, {DNNL_ARG_DIFF_SRC, diff_src}});
+      },
+      "relu backward failed");
 }
 
 std::string ReluLayer::describe() const {
@@ -229,7 +211,7 @@ std::string ReluLayer::describe() const {
 
 struct SoftmaxLayer::Impl {
   int n, classes;
-  dnnl::stream strm{cpu_engine()};
+  dnnl::stream strm{onednn::engine()};
   Op fwd;
 };
 
@@ -238,16 +220,15 @@ SoftmaxLayer::SoftmaxLayer(int batch, int classes, Scratchpad& scratch)
   check_sizes("softmax", batch, classes, classes);
   impl_->n = batch, impl_->classes = classes;
   const memory::desc md = rows_md(batch, classes);
-  try {
-    dnnl::softmax_forward::primitive_desc pd(
-        dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1),
-        user_scratchpad_attr(), cpu_engine());
-    impl_->fwd =
-        Op(pd, dnnl::softmax_forward(pd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}, scratch);
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("oneDNN could not build the softmax layer {{{}, {}}}: {}", batch,
-                            classes, e.what()));
-  }
+  onednn::call(
+      [&] {
+        dnnl::softmax_forward::primitive_desc pd(
+            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, 1), onednn::attr(),
+            onednn::engine());
+        impl_->fwd =
+            Op(pd, dnnl::softmax_forward(pd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}, scratch);
+      },
+      "oneDNN could not build the softmax layer {{{}, {}}}", batch, classes);
 }
 
 SoftmaxLayer::~SoftmaxLayer() = default;
@@ -255,11 +236,11 @@ SoftmaxLayer::SoftmaxLayer(SoftmaxLayer&&) noexcept = default;
 SoftmaxLayer& SoftmaxLayer::operator=(SoftmaxLayer&&) noexcept = default;
 
 void SoftmaxLayer::forward(const float* src, float* dst) {
-  try {
-    impl_->fwd.run(impl_->strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("softmax forward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        impl_->fwd.run(impl_->strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      },
+      "softmax forward failed");
 }
 
 std::string SoftmaxLayer::describe() const {

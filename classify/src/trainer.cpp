@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "aligned_buffer.hpp"
 #include "tl/error.hpp"
+#include "tl/layer_plan.hpp"
 #include "tl/seeded_random.hpp"
 
 namespace tl {
@@ -159,7 +159,7 @@ TrainResult fit(Trainable& model, FeatureSource& train_src, FeatureSource* val,
 
   // Batch buffers, allocated once.
   const size_t batch = std::min<size_t>(opt.batch, rows);
-  detail::AlignedBuffer batch_rows(batch * train_src.row_size() * sizeof(float));
+  AlignedBuffer batch_rows(batch * train_src.row_size() * sizeof(float));
   std::vector<int> batch_labels(batch);
   std::vector<float> batch_weights(batch);
 

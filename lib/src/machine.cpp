@@ -18,6 +18,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tl/error.hpp"
+#include "tl/onednn.hpp"
 
 namespace tl {
 
@@ -283,7 +284,7 @@ Machine probe_machine() {
   m.cpu = cpuinfo_field("model name");
   m.flags = vector_flags();
 
-  const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  const dnnl::engine& eng = onednn::engine();
   m.f32_direct = probe(eng, "f32", dt::f32, dt::f32, dt::f32, dt::f32, false, m.isa);
   m.f32_winograd = probe(eng, "f32 Winograd", dt::f32, dt::f32, dt::f32, dt::f32, true, m.isa);
   m.bf16 = probe(eng, "bf16", dt::bf16, dt::bf16, dt::bf16, dt::bf16, false, m.isa);

@@ -14,7 +14,9 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tl/error.hpp"
+#include "tl/layer_plan.hpp"
 #include "tl/machine.hpp"
+#include "tl/onednn.hpp"
 
 namespace tl {
 
@@ -63,19 +65,6 @@ std::string_view to_string(ConvAlgo a) {
 
 namespace {
 
-// A raw buffer that oneDNN memories alias; allocated once, 64-byte aligned.
-struct Buffer {
-  std::unique_ptr<std::byte[], decltype(&std::free)> data{nullptr, &std::free};
-  size_t size = 0;
-  void reserve(size_t bytes) {
-    if (bytes <= size) return;
-    bytes = (bytes + 63) / 64 * 64;
-    data.reset(static_cast<std::byte*>(std::aligned_alloc(64, bytes)));
-    if (!data) throw Error(fmt::format("out of memory allocating {} MiB for VGG16", bytes >> 20));
-    size = bytes;
-  }
-};
-
 // {N, C, H, W} dims for oneDNN (which orders logical dims NCHW whatever the layout).
 memory::dims nchw(const Shape& s) {
   return {s.n, s.c, s.h, s.w};
@@ -85,7 +74,7 @@ memory::dims nchw(const Shape& s) {
 
 struct Vgg16::Impl {
   NetConfig cfg;
-  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  const dnnl::engine& eng = onednn::engine();
   dnnl::stream strm{eng};
   Shape in_shape, out_shape;
   double macs = 0;
@@ -100,20 +89,9 @@ struct Vgg16::Impl {
 
   // Ping-pong activation buffers in oneDNN's layout, the shared scratchpad, and staging
   // rows for a short last batch. Every memory below aliases one of these.
-  Buffer act[2], scratch, stage_in, stage_out;
+  AlignedBuffer act[2], scratch, stage_in, stage_out;
   memory user_src, user_dst;    // NHWC f32, handles set per forward()
   std::vector<memory> weights;  // owned per conv, in oneDNN's layout
-
-  dnnl::primitive_attr attr(bool relu) const {
-    dnnl::primitive_attr a;
-    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (relu) {
-      dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      a.set_post_ops(po);
-    }
-    return a;
-  }
 };
 
 namespace {
@@ -207,8 +185,7 @@ class Builder {
   void add_reorder_to(const memory::desc& want, const std::string& why, Loc dst_loc,
                       float scale = 1.f) {
     if (want == cur_md_ && cur_ != Loc::user && dst_loc != Loc::user && scale == 1.f) return;
-    dnnl::primitive_attr a;
-    a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::primitive_attr a = onednn::attr();
     if (scale != 1.f) a.set_output_scales(0, {scale});
     dnnl::reorder::primitive_desc pd(m_.eng, cur_md_, m_.eng, want, a);
     note_scratch(pd.scratchpad_desc());
@@ -232,7 +209,7 @@ class Builder {
     // is given in the accumulator's scale and output_scale maps it to dst's scale.
     const float in_scale = int8() ? (cur_ == Loc::user ? input_scale() : cur_scale_) : 1.f;
     std::vector<float> wei_scale(l.cout, 1.f), out_scales;
-    dnnl::primitive_attr attr = m_.attr(true);
+    dnnl::primitive_attr attr = onednn::attr(true);
     if (int8()) {
       for (int o = 0; o < l.cout; ++o) {
         float mx = 0;
@@ -250,25 +227,23 @@ class Builder {
                                         bias_md, dst_md, {1, 1}, {1, 1}, {1, 1});
       return dnnl::convolution_forward::primitive_desc(d, attr, m_.eng);
     };
-    dnnl::convolution_forward::primitive_desc pd;
     // --algo is an f32 choice. oneDNN 2.6 also has an int8 Winograd (u8s8s32x_wino), but on
     // the demo it moved features by 10% of their scale where direct int8 moves them 4%.
     const auto algo = m_.cfg.precision == Precision::f32 ? m_.cfg.algo : ConvAlgo::direct;
-    try {
-      if (algo == ConvAlgo::winograd) {
-        try {  // Winograd where oneDNN has it (not for 3 input channels); direct elsewhere
-          pd = make(dnnl::algorithm::convolution_winograd);
-        } catch (const dnnl::error&) {
-          pd = make(dnnl::algorithm::convolution_direct);
-        }
-      } else {
-        pd = make(algo == ConvAlgo::automatic ? dnnl::algorithm::convolution_auto
-                                              : dnnl::algorithm::convolution_direct);
-      }
-    } catch (const dnnl::error& e) {
-      throw Error(fmt::format("layer {}: oneDNN has no {} {} convolution here: {}", l.name,
-                              to_string(m_.cfg.precision), to_string(algo), e.what()));
-    }
+    const auto pd = onednn::call(
+        [&] {
+          if (algo == ConvAlgo::winograd) {
+            try {  // Winograd where oneDNN has it (not for 3 input channels); direct elsewhere
+              return make(dnnl::algorithm::convolution_winograd);
+            } catch (const dnnl::error&) {
+              return make(dnnl::algorithm::convolution_direct);
+            }
+          }
+          return make(algo == ConvAlgo::automatic ? dnnl::algorithm::convolution_auto
+                                                  : dnnl::algorithm::convolution_direct);
+        },
+        "layer {}: oneDNN has no {} {} convolution here", l.name, to_string(m_.cfg.precision),
+        to_string(algo));
     add_reorder_to(pd.src_desc(), std::string("into ") + std::string(l.name), other_or_act0(),
                    cur_ == Loc::user ? in_scale : 1.f);
     m_.weights.push_back(
@@ -295,11 +270,10 @@ class Builder {
       cur_scale_ = next_scale_ = scale;
     }
     const memory::desc dst_md(nchw(out), act_type(), tag::any);
-    // Right padding so oneDNN's (H - 2 + pr) / 2 + 1 equals floor(H / 2) exactly.
-    const memory::dims pad_r = {out.h * 2 - in.h, out.w * 2 - in.w};
+    const memory::dims pad_r = onednn::floor_pool_padding(in.h, in.w, out.h, out.w);
     dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max,
                                   cur_md_, dst_md, {2, 2}, {2, 2}, {0, 0}, pad_r);
-    dnnl::pooling_forward::primitive_desc pd(d, m_.attr(false), m_.eng);
+    dnnl::pooling_forward::primitive_desc pd(d, onednn::attr(), m_.eng);
     note_scratch(pd.scratchpad_desc());
     const Loc dst = other_or_act0();
     push(std::string(l.name), dnnl::pooling_forward(pd),
@@ -348,12 +322,13 @@ class Builder {
     m_.act[0].reserve(act_size_);
     m_.act[1].reserve(act_size_);
     m_.scratch.reserve(std::max<size_t>(scratch_, 64));
-    const memory scratch(memory::desc({static_cast<memory::dim>(m_.scratch.size)}, dt::u8, tag::x),
-                         m_.eng, m_.scratch.data.get());
+    const memory scratch(
+        memory::desc({static_cast<memory::dim>(m_.scratch.size())}, dt::u8, tag::x), m_.eng,
+        m_.scratch.data());
     for (const auto& p : pending_) {
       memory mem = p.loc == Loc::user
                        ? (p.arg == DNNL_ARG_FROM ? m_.user_src : m_.user_dst)
-                       : memory(p.md, m_.eng, m_.act[p.loc == Loc::act0 ? 0 : 1].data.get());
+                       : memory(p.md, m_.eng, m_.act[p.loc == Loc::act0 ? 0 : 1].data());
       m_.steps[p.step].args[p.arg] = mem;
     }
     for (auto& s : m_.steps) s.args[DNNL_ARG_SCRATCHPAD] = scratch;
@@ -381,12 +356,9 @@ Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
   const int first = layer_index(config.from) + 1;
   const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
   impl_->in_shape = {config.batch, config.height, config.width, cin};
-  try {
-    Builder(*impl_).build(weights);
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("oneDNN could not build VGG16 ({} -> {}, {}): {}", config.from,
-                            config.to, to_string(config.precision), e.what()));
-  }
+  onednn::call([&] { Builder(*impl_).build(weights); },
+               "oneDNN could not build VGG16 ({} -> {}, {})", config.from, config.to,
+               to_string(config.precision));
 }
 
 Vgg16::~Vgg16() = default;
@@ -448,19 +420,19 @@ void Vgg16::forward(const float* src, int n, float* dst) {
   float* in = const_cast<float*>(src);
   float* out = dst;
   if (n < batch) {  // pad to the built batch: primitives are fixed per batch size
-    in = reinterpret_cast<float*>(m.stage_in.data.get());
+    in = reinterpret_cast<float*>(m.stage_in.data());
     std::memcpy(in, src, n * in_row * sizeof(float));
     std::memset(in + n * in_row, 0, (batch - n) * in_row * sizeof(float));
-    out = reinterpret_cast<float*>(m.stage_out.data.get());
+    out = reinterpret_cast<float*>(m.stage_out.data());
   }
   m.user_src.set_data_handle(in);
   m.user_dst.set_data_handle(out);
-  try {
-    for (auto& s : m.steps) s.prim.execute(m.strm, s.args);
-    m.strm.wait();
-  } catch (const dnnl::error& e) {
-    throw Error(fmt::format("VGG16 forward failed: {}", e.what()));
-  }
+  onednn::call(
+      [&] {
+        for (auto& s : m.steps) s.prim.execute(m.strm, s.args);
+        m.strm.wait();
+      },
+      "VGG16 forward failed");
   if (n < batch) std::memcpy(dst, out, n * out_row * sizeof(float));
 }
 

@@ -16,29 +16,9 @@
 #include <span>
 #include <string>
 
+#include "tl/layer_plan.hpp"
+
 namespace tl {
-
-// Inference builds forward_inference primitives only; training builds forward_training ones
-// plus the backward primitives (which need the training forward as their hint).
-enum class Pass { inference, training };
-
-// A growable 64-byte aligned buffer used as the oneDNN scratchpad (scratchpad_mode::user) of
-// several layers that run one after another. Layers reserve their need when built and read
-// data() at every execution, so growing it later is safe.
-class Scratchpad {
- public:
-  Scratchpad();
-  ~Scratchpad();
-  Scratchpad(const Scratchpad&) = delete;
-  Scratchpad& operator=(const Scratchpad&) = delete;
-  void reserve(size_t bytes);
-  void* data() const;
-  size_t size() const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
 
 // Fully connected layer on oneDNN inner_product: dst = src · kernel + bias.
 class DenseLayer {
