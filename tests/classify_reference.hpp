@@ -29,7 +29,7 @@ inline Vec to_double(std::span<const float> v) {
 
 // [h, w, c] -> [c] or the row itself.
 inline Vec pool(Pool p, const double* row, int h, int w, int c) {
-  if (p == Pool::flatten) return Vec(row, row + static_cast<size_t>(h) * w * c);
+  if (p == Pool::none) return Vec(row, row + static_cast<size_t>(h) * w * c);
   Vec out(c, p == Pool::avg ? 0.0 : -INFINITY);
   for (int i = 0; i < h * w; ++i)
     for (int k = 0; k < c; ++k)

@@ -143,8 +143,7 @@ TEST_P(GlobalPoolTest, ForwardAndGradientMatchReference) {
   EXPECT_LT(ref::rel_error(drow, ref::numeric_grad(X, loss)), kGradTol);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pools, GlobalPoolTest,
-                         ::testing::Values(Pool::avg, Pool::max, Pool::flatten),
+INSTANTIATE_TEST_SUITE_P(Pools, GlobalPoolTest, ::testing::Values(Pool::avg, Pool::max, Pool::none),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
 TEST(SoftmaxCrossEntropy, LossAndGradientMatchFiniteDifferences) {
@@ -225,15 +224,15 @@ HeadConfig make_cfg(HeadKind kind, Pool pool, float dropout, Shape in) {
 INSTANTIATE_TEST_SUITE_P(
     Heads, HeadGradientTest,
     ::testing::Values(
-        HeadCase{"linear_flatten", make_cfg(HeadKind::linear, Pool::flatten, 0, {0, 2, 2, 3})},
+        HeadCase{"linear_flatten", make_cfg(HeadKind::linear, Pool::none, 0, {0, 2, 2, 3})},
         HeadCase{"linear_avg", make_cfg(HeadKind::linear, Pool::avg, 0, {0, 3, 2, 4})},
-        HeadCase{"mlp_flatten", make_cfg(HeadKind::mlp, Pool::flatten, 0, {0, 2, 2, 3})},
+        HeadCase{"mlp_flatten", make_cfg(HeadKind::mlp, Pool::none, 0, {0, 2, 2, 3})},
         HeadCase{"mlp_max_dropout", make_cfg(HeadKind::mlp, Pool::max, 0.5f, {0, 2, 3, 4})},
-        HeadCase{"mlp_pooled_input", make_cfg(HeadKind::mlp, Pool::flatten, 0.3f, {0, 1, 1, 6})}),
+        HeadCase{"mlp_pooled_input", make_cfg(HeadKind::mlp, Pool::none, 0.3f, {0, 1, 1, 6})}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(DenseHead, KerasLayoutNamesAndGlorotInit) {
-  HeadConfig cfg = make_cfg(HeadKind::mlp, Pool::flatten, 0.5f, {0, 7, 7, 8});
+  HeadConfig cfg = make_cfg(HeadKind::mlp, Pool::none, 0.5f, {0, 7, 7, 8});
   cfg.hidden = 64;
   DenseHead head(cfg, 1);
   const auto& ps = head.params();
@@ -259,7 +258,7 @@ TEST(DenseHead, KerasLayoutNamesAndGlorotInit) {
 
 TEST(DenseHead, ConfigValidation) {
   auto bad = [](auto edit) {
-    HeadConfig c = make_cfg(HeadKind::mlp, Pool::flatten, 0.5f, {0, 1, 1, 4});
+    HeadConfig c = make_cfg(HeadKind::mlp, Pool::none, 0.5f, {0, 1, 1, 4});
     edit(c);
     return c;
   };

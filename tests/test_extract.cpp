@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
+#include "tl/global_pool.hpp"
 #include "tl/machine.hpp"
 #include "tl/merge.hpp"
 #include "tl/output_lock.hpp"
@@ -295,11 +297,11 @@ TEST(Extract, PoolingAndHalfPrecisionStorage) {
   testing::make_class_folders(d / "imgs", {"a", "b"}, 3);
   auto full = small_config(d / "imgs", d / "full.h5");
   auto avg = small_config(d / "imgs", d / "avg.h5");
-  avg.pool = "avg";
+  avg.pool = Pool::avg;
   auto mx = small_config(d / "imgs", d / "max.h5");
-  mx.pool = "max";
+  mx.pool = Pool::max;
   auto half = small_config(d / "imgs", d / "half.h5");
-  half.dtype = "f16";
+  half.dtype = StorageType::f16;
   for (const auto* c : {&full, &avg, &mx, &half}) run(*c);
   const Contents f = read_all(full.output), a = read_all(avg.output), m = read_all(mx.output),
                  h = read_all(half.output);
@@ -318,6 +320,15 @@ TEST(Extract, PoolingAndHalfPrecisionStorage) {
     }
   for (size_t i = 0; i < f.features.size(); ++i)  // f16: 11-bit significand
     ASSERT_NEAR(h.features[i], f.features[i], 1e-3 * std::abs(f.features[i]) + 1e-6);
+  // One pooling, one rounding: a head's global_pool of the stored rows gives the pooled rows
+  // tl-extract stores, to the bit (issue 17: the two implementations rounded differently).
+  std::vector<float> pooled(ch);
+  for (size_t r = 0; r < f.paths.size(); ++r)
+    for (const auto& [pool, stored] : {std::pair{Pool::avg, &a}, std::pair{Pool::max, &m}}) {
+      global_pool(pool, &f.features[r * hw * ch], 8, 8, ch, pooled.data());
+      ASSERT_EQ(0, std::memcmp(pooled.data(), &stored->features[r * ch], ch * sizeof(float)))
+          << to_string(pool) << " row " << r;
+    }
 }
 
 TEST(Extract, Int8IsCalibratedStoredAndReused) {
@@ -333,7 +344,7 @@ TEST(Extract, Int8IsCalibratedStoredAndReused) {
   ASSERT_TRUE(b.meta.calibration);
   EXPECT_EQ(b.meta.calibration->images, 6);
   EXPECT_EQ(b.meta.calibration->outputs.size(), 6u);  // block1_conv1 .. block2_pool
-  EXPECT_EQ(b.meta.precision, "int8");
+  EXPECT_EQ(b.meta.precision, Precision::int8);
   double err = 0, scale = 0;
   for (size_t i = 0; i < a.features.size(); ++i) {
     err = std::max(err, static_cast<double>(std::abs(a.features[i] - b.features[i])));
@@ -518,12 +529,9 @@ TEST(ExtractErrors, BadOptionsInputsAndOutputs) {
   testing::make_class_folders(d / "imgs", {"a"}, 1);
   auto cfg = small_config(d / "imgs", d / "out.h5");
   auto bad = cfg;
-  bad.pool = "mean";
-  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--pool");
-  bad = cfg;
-  bad.dtype = "f64";
-  EXPECT_HAS(testing::error_of([&] { run(bad); }), "--dtype");
-  bad = cfg;
+  // --pool and --dtype are typed: their names are parsed (and refused) where they are read.
+  EXPECT_HAS(testing::error_of([] { parse_pool("mean"); }), "'mean' (accepted: none, avg, max");
+  EXPECT_HAS(testing::error_of([] { parse_storage_type("f64"); }), "'f64' (accepted: f32, f16)");
   bad.images = d / "nope";
   EXPECT_HAS(testing::error_of([&] { run(bad); }), "nope");
   bad = cfg;

@@ -232,11 +232,9 @@ void check_step_against_float64(Precision precision, double loss_tol, double tol
   const auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 4, 0.f, 1.f);
   const std::vector<int> labels{2, 0};
   Block5 b5(w, {1, h, wd, c}, precision);
-  DenseHead head({.kind = HeadKind::linear,
-                  .pool = Pool::flatten,
-                  .classes = classes,
-                  .input = b5.output_row()},
-                 5);
+  DenseHead head(
+      {.kind = HeadKind::linear, .pool = Pool::none, .classes = classes, .input = b5.output_row()},
+      5);
   FinetuneStep step(b5, head);
   std::mt19937_64 rng(1);
   const BatchResult r = step.train_step(xf.data(), n, labels, {}, rng);

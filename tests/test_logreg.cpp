@@ -150,7 +150,7 @@ TEST_P(StandardizedHeadTest, ForwardAndInputGradientMatchFloat64) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Heads, StandardizedHeadTest,
-                         ::testing::Values(std::pair{HeadKind::linear, Pool::flatten},
+                         ::testing::Values(std::pair{HeadKind::linear, Pool::none},
                                            std::pair{HeadKind::linear, Pool::max},
                                            std::pair{HeadKind::mlp, Pool::avg}));
 
@@ -234,7 +234,7 @@ Vec objective_gradient(const DenseHead& head, const InMemorySource& src, double 
 TEST(Logreg, FitReachesTheFloat64OptimumOfScikitLearnsObjective) {
   const Shape shape{0, 1, 2, 4};
   auto train = ref::blobs(300, 4, shape, 21, 1.0, 2.0);  // overlapping: a finite optimum
-  for (const Pool pool : {Pool::flatten, Pool::avg}) {
+  for (const Pool pool : {Pool::none, Pool::avg}) {
     DenseHead head({.kind = HeadKind::linear, .pool = pool, .classes = 4, .input = shape}, 0);
     head.set_standardization(input_statistics(head, train));
     const LogregResult r = fit_logreg(head, train, nullptr, {.cs = {0.5}});

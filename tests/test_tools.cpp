@@ -213,7 +213,7 @@ TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
   EXPECT_EQ(a.code, 0) << a.out;
   // int8 without VNNI costs the demo head 4 points: auto is f32 on AVX2 (bench/RESULTS.md).
   EXPECT_HAS(a.out, "--precision auto: f32");
-  EXPECT_EQ(FeatureReader(d / "auto.h5").meta().precision, "f32");
+  EXPECT_EQ(FeatureReader(d / "auto.h5").meta().precision, Precision::f32);
 }
 
 // ---- usage errors: exit 2 naming the option ---------------------------------------------------

@@ -79,7 +79,7 @@ FeatureMeta synth_meta(std::vector<std::int64_t> shape = {2, 2, 8},
   FeatureMeta m;
   m.layer = "block2_pool";
   m.input_height = m.input_width = 32;
-  m.pool = shape.size() == 1 ? "avg" : "none";
+  m.pool = shape.size() == 1 ? Pool::avg : Pool::none;
   m.weights = "random:3";
   m.feature_shape = std::move(shape);
   m.classes = std::move(classes);
@@ -502,9 +502,9 @@ TEST(ModelFile, SaveLoadRoundTripsEverything) {
   EXPECT_EQ(f.layer, "block2_pool");
   EXPECT_EQ(f.input_height, 32);
   EXPECT_EQ(f.input_width, 32);
-  EXPECT_EQ(f.preprocess, "caffe");
-  EXPECT_EQ(f.resize, "nearest");
-  EXPECT_EQ(f.pool, "none");
+  EXPECT_EQ(f.preprocess, Preprocess::caffe);
+  EXPECT_EQ(f.resize, ResizeMode::nearest);
+  EXPECT_EQ(f.pool, Pool::none);
   EXPECT_EQ(f.feature_shape, (std::vector<std::int64_t>{2, 2, 8}));
   EXPECT_EQ(f.weights, "random:3");
   EXPECT_EQ(f.weights_sha256, "abc123");

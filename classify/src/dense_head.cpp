@@ -64,7 +64,7 @@ struct Plan {
     const int in2 = mlp ? cfg.hidden : features;
     const size_t f = sizeof(float);
     if (own_x) x.reserve(f * n * features);
-    if (input_grad && cfg.pool != Pool::flatten) dx.reserve(f * n * features);
+    if (input_grad && cfg.pool != Pool::none) dx.reserve(f * n * features);
     if (mlp) {
       // {N, features} -> {N, hidden}; a constant input needs no diff_src
       fc1.emplace(n, features, cfg.hidden, pass, scratch, /*diff_src=*/input_grad);
@@ -113,7 +113,7 @@ struct DenseHead::Impl {
   PlanCache<std::tuple<int, Pass, bool>, Plan> plans{kMaxPlans};
 
   // The input is copied when it is pooled or standardized; flatten alone reads the rows.
-  bool own_x() const { return cfg.pool != Pool::flatten || !standardization.empty(); }
+  bool own_x() const { return cfg.pool != Pool::none || !standardization.empty(); }
 
   Plan& plan(int n, Pass pass, bool input_grad = false) {
     return plans.get({n, pass, input_grad}, [&] {
@@ -331,7 +331,7 @@ BatchResult DenseHead::train_step(const float* rows, int n, std::span<const int>
   m.score(p.probs.floats(), p.logits.floats(), n, labels, r);
 
   // d loss / d x, {N, features}: straight into d_rows unless a pool sits in between.
-  float* dx = !d_rows ? nullptr : c.pool == Pool::flatten ? d_rows : p.dx.floats();
+  float* dx = !d_rows ? nullptr : c.pool == Pool::none ? d_rows : p.dx.floats();
   if (c.kind == HeadKind::linear) {  // {N, C} -> {N, features}, kernel [features, C], bias [C]
     p.out->backward(x, ps[m.k2].value.data(), p.dlogits.floats(), dx, ps[m.k2].grad.data(),
                     ps[m.b2].grad.data());
@@ -349,7 +349,7 @@ BatchResult DenseHead::train_step(const float* rows, int n, std::span<const int>
   }
   if (!d_rows) return r;
   if (!m.standardization.empty()) standardize_backward(m.standardization, dx, n);
-  if (c.pool != Pool::flatten) {  // {N, c} -> {N, h, w, c}
+  if (c.pool != Pool::none) {  // {N, c} -> {N, h, w, c}
     const size_t rs = m.row_size, f = m.features;
     for (int i = 0; i < n; ++i)
       global_pool_backward(c.pool, rows + i * rs, c.input.h, c.input.w, c.input.c, dx + i * f,

@@ -28,9 +28,9 @@ std::string mismatch(const FeatureMeta& a, const FeatureMeta& b) {
   if (a.feature_shape != b.feature_shape)
     return fmt::format("row shape {} vs {}", fmt::join(a.feature_shape, "x"),
                        fmt::join(b.feature_shape, "x"));
-  if (a.pool != b.pool) return fmt::format("pool {} vs {}", a.pool, b.pool);
+  if (a.pool != b.pool) return fmt::format("pool {} vs {}", to_string(a.pool), to_string(b.pool));
   if (a.preprocess != b.preprocess)
-    return fmt::format("preprocess {} vs {}", a.preprocess, b.preprocess);
+    return fmt::format("preprocess {} vs {}", to_string(a.preprocess), to_string(b.preprocess));
   if (a.input_height != b.input_height || a.input_width != b.input_width)
     return fmt::format("size {}x{} vs {}x{}", a.input_height, a.input_width, b.input_height,
                        b.input_width);

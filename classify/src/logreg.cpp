@@ -186,7 +186,7 @@ LogregResult fit_logreg(DenseHead& head, FeatureSource& train, FeatureSource* va
 
   // The probe reads prepared rows {n, F}: a linear head with nothing before its Dense layer.
   DenseHead probe({.kind = HeadKind::linear,
-                   .pool = Pool::flatten,
+                   .pool = Pool::none,
                    .classes = classes,
                    .input = {1, 1, 1, head.features()}},
                   0);

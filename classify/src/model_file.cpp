@@ -22,11 +22,11 @@ void write_features_meta(h5::Group& g, const FeatureMeta& m) {
   g.write_attr("layer", m.layer);
   g.write_attr("input_height", m.input_height);
   g.write_attr("input_width", m.input_width);
-  g.write_attr("preprocess", m.preprocess);
-  g.write_attr("resize", m.resize);
-  g.write_attr("precision", m.precision);
+  g.write_attr("preprocess", std::string(to_string(m.preprocess)));
+  g.write_attr("resize", std::string(to_string(m.resize)));
+  g.write_attr("precision", std::string(to_string(m.precision)));
   g.write_attr("algo", m.algo);
-  g.write_attr("pool", m.pool);
+  g.write_attr("pool", std::string(to_string(m.pool)));
   g.write_attr("feature_shape", std::span<const std::int64_t>(m.feature_shape));
   g.write_attr("weights", m.weights);
   g.write_attr("weights_sha256", m.weights_sha256);
@@ -38,11 +38,11 @@ FeatureMeta read_features_meta(const h5::Group& g) {
   m.layer = g.read_attr<std::string>("layer");
   m.input_height = static_cast<int>(g.read_attr<std::int64_t>("input_height"));
   m.input_width = static_cast<int>(g.read_attr<std::int64_t>("input_width"));
-  m.preprocess = g.read_attr<std::string>("preprocess");
-  m.resize = g.read_attr<std::string>("resize");
-  m.precision = g.read_attr<std::string>("precision");
+  m.preprocess = parse_preprocess(g.read_attr<std::string>("preprocess"));
+  m.resize = parse_resize(g.read_attr<std::string>("resize"));
+  m.precision = parse_precision(g.read_attr<std::string>("precision"));
   m.algo = g.read_attr<std::string>("algo");
-  m.pool = g.read_attr<std::string>("pool");
+  m.pool = parse_pool(g.read_attr<std::string>("pool"));
   m.feature_shape = g.read_attr<std::vector<std::int64_t>>("feature_shape");
   m.weights = g.read_attr<std::string>("weights");
   m.weights_sha256 = g.read_attr<std::string>("weights_sha256");
@@ -78,7 +78,9 @@ void write_model_file(const fs::path& tmp, const ModelInfo& info, const DenseHea
   auto h = f.create_group("head");
   const HeadConfig& c = head.config();
   h.write_attr("kind", std::string(to_string(c.kind)));
-  h.write_attr("pool", std::string(to_string(c.pool)));
+  // A head that does not pool flattens its rows: "flatten", Keras's layer (docs/FORMAT.md).
+  h.write_attr("pool",
+               c.pool == Pool::none ? std::string("flatten") : std::string(to_string(c.pool)));
   h.write_attr("hidden", c.hidden);
   h.write_attr("dropout", static_cast<double>(c.dropout));
   h.write_attr("classes", c.classes);
@@ -189,7 +191,11 @@ Model read_model(const fs::path& path) {
   } catch (const UsageError& e) {
     throw Error(fmt::format("'{}': {}", path.string(), e.what()));
   }
-  info.features = read_features_meta(f.open_group("features"));
+  try {
+    info.features = read_features_meta(f.open_group("features"));
+  } catch (const UsageError& e) {  // a setting this tlkit does not know
+    throw Error(fmt::format("'{}': features: {}", path.string(), e.what()));
+  }
   if (f.open_group("features").has_attr("int8_layers"))  // the ranges int8 features used
     info.features.calibration =
         std::make_shared<Int8Calibration>(read_calibration_attrs_of(f.open_group("features")));
@@ -287,7 +293,8 @@ void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::
   if (m.feature_shape != want.feature_shape)
     fail(fmt::format("rows of {}, the model reads {}", fmt::join(m.feature_shape, "x"),
                      fmt::join(want.feature_shape, "x")));
-  if (m.pool != want.pool) fail(fmt::format("pool {}, the model reads {}", m.pool, want.pool));
+  if (m.pool != want.pool)
+    fail(fmt::format("pool {}, the model reads {}", to_string(m.pool), to_string(want.pool)));
   try {  // a subset of the model's classes is fine (issue 15, item 23)
     model_class_indices(m.classes, model.classes, "its classes");
   } catch (const Error& e) {
@@ -295,8 +302,8 @@ void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::
   }
   if (m.preprocess != want.preprocess || m.input_height != want.input_height ||
       m.input_width != want.input_width)
-    fail(fmt::format("made with {} at {}x{}, the model with {} at {}x{}", m.preprocess,
-                     m.input_height, m.input_width, want.preprocess, want.input_height,
+    fail(fmt::format("made with {} at {}x{}, the model with {} at {}x{}", to_string(m.preprocess),
+                     m.input_height, m.input_width, to_string(want.preprocess), want.input_height,
                      want.input_width));
   if (!force && (m.weights_sha256 != want.weights_sha256 || m.weights != want.weights))
     fail(fmt::format(

@@ -52,21 +52,21 @@ fs::path extract_for_model(const PredictRunConfig& cfg, const ModelInfo& m, std:
   e.net.height = m.features.input_height;
   e.net.width = m.features.input_width;
   e.net.to = m.features.layer;
-  e.net.precision = parse_precision(m.features.precision);
+  e.net.precision = m.features.precision;
   // f32's algorithms agree within f32's bound of float64 (as ISAs do): this machine's
   // default, whichever ran for the model's features (docs/FORMAT.md).
   e.net.algo = machine().default_f32_algo();
-  e.image.preprocess = parse_preprocess(m.features.preprocess);
-  e.image.resize = parse_resize(m.features.resize);
+  e.image.preprocess = m.features.preprocess;
+  e.image.resize = m.features.resize;
   e.pool = m.features.pool;
   e.calibration_data = m.features.calibration;  // int8: the ranges the model's features used
-  e.dtype = "f32";
+  e.dtype = StorageType::f32;
   e.threads = cfg.threads;
   e.quiet = cfg.quiet;
   e.overwrite = true;
   log << fmt::format("extracting {} features of '{}' as the model was trained ({} {}x{}, {})\n",
-                     m.features.layer, cfg.images.string(), m.features.preprocess,
-                     m.features.input_height, m.features.input_width, m.features.resize);
+                     m.features.layer, cfg.images.string(), to_string(m.features.preprocess),
+                     m.features.input_height, m.features.input_width, to_string(m.features.resize));
   const ExtractSummary s = run_extract(e, log, stop);
   if (!s.complete) throw Error("extraction was interrupted: no predictions written");
   return e.output;
@@ -114,7 +114,7 @@ PredictRunSummary run_prediction(const PredictRunConfig& cfg, std::ostream& log,
     model_class_indices(list_images(cfg.images).classes, classes,
                         fmt::format("--images '{}': class folders", cfg.images.string()));
     // Refused before any file is written: a precision this CPU has no native kernel for.
-    machine().require(parse_precision(model.info.features.precision), ConvAlgo::direct,
+    machine().require(model.info.features.precision, ConvAlgo::direct,
                       fmt::format("--images: the model '{}' was trained on features of "
                                   "--precision",
                                   cfg.model.string()));

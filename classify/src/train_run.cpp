@@ -366,12 +366,12 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
   Data d = load_data(cfg, log);
   const FeatureFileSource& all = *d.all;
   const FeatureMeta& meta = all.meta();
-  if (meta.layer != kFinetuneFeatureLayer || meta.pool != "none")
+  if (meta.layer != kFinetuneFeatureLayer || meta.pool != Pool::none)
     throw UsageError(fmt::format(
         "--finetune block5 trains on {} features (tl-extract --layer {}, no --pool); '{}' "
         "holds {} features{}",
         kFinetuneFeatureLayer, kFinetuneFeatureLayer, cfg.train.front().string(), meta.layer,
-        meta.pool == "none" ? "" : fmt::format(" pooled ({})", meta.pool)));
+        meta.pool == Pool::none ? "" : fmt::format(" pooled ({})", to_string(meta.pool))));
   const Vgg16Weights weights = block5_weights(ft, meta);
   log << "block5 weights: " << weights.describe() << "\n";
   if (ft.precision == Precision::int8)

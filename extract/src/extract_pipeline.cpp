@@ -63,33 +63,12 @@ struct Slot {
   const Vgg16* net = nullptr;  // the net that computed `out`
 };
 
-// Global pooling over H and W of NHWC rows: {n, h, w, c} -> {n, c}.
-void global_pool(const float* src, std::size_t n, const Shape& s, bool max, float* dst) {
-  const std::size_t hw = static_cast<std::size_t>(s.h) * s.w;
-  for (std::size_t i = 0; i < n; ++i) {
-    const float* x = src + i * hw * s.c;
-    float* y = dst + i * s.c;
-    for (int c = 0; c < s.c; ++c) {
-      double acc = max ? -INFINITY : 0.0;
-      for (std::size_t p = 0; p < hw; ++p) {
-        const double v = x[p * s.c + c];
-        acc = max ? std::max(acc, v) : acc + v;
-      }
-      y[c] = static_cast<float>(max ? acc : acc / static_cast<double>(hw));
-    }
-  }
-}
-
 void validate(const ExtractConfig& c) {
   if (c.images.empty() && c.list.empty()) throw UsageError("--images: required");
   if (c.output.empty()) throw UsageError("--output: required");
   // A device, pipe, folder or dangling symlink is never an output (issue 15, items 7, 21);
   // an existing file of another kind is refused when it is opened (--overwrite replaces it).
   check_outputs({}, {{"--output", c.output, FileKind::features}}, /*overwrite=*/true);
-  if (c.pool != "none" && c.pool != "avg" && c.pool != "max")
-    throw UsageError(fmt::format("--pool: unknown '{}' (accepted: none, avg, max)", c.pool));
-  if (c.dtype != "f32" && c.dtype != "f16")
-    throw UsageError(fmt::format("--dtype: unknown '{}' (accepted: f32, f16)", c.dtype));
   if (c.net.batch < 1)
     throw UsageError(fmt::format("--batch: {} (must be at least 1)", c.net.batch));
   if (c.threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", c.threads));
@@ -180,9 +159,9 @@ class Extraction {
     m.layer = cfg_.net.to;
     m.input_height = cfg_.net.height;
     m.input_width = cfg_.net.width;
-    m.preprocess = std::string(to_string(cfg_.image.preprocess));
-    m.resize = std::string(to_string(cfg_.image.resize));
-    m.precision = std::string(to_string(cfg_.net.precision));
+    m.preprocess = cfg_.image.preprocess;
+    m.resize = cfg_.image.resize;
+    m.precision = cfg_.net.precision;
     m.algo = "";  // what ran, recorded with the first rows (FeatureWriter::record_machine)
     m.pool = cfg_.pool;
     m.dtype = cfg_.dtype;
@@ -191,8 +170,8 @@ class Extraction {
     m.weights_pretrained = w.pretrained;
     const Shape s =
         infer_shapes({1, cfg_.net.height, cfg_.net.width, 3}, kInputLayer, cfg_.net.to).back();
-    m.feature_shape = cfg_.pool == "none" ? std::vector<std::int64_t>{s.h, s.w, s.c}
-                                          : std::vector<std::int64_t>{s.c};
+    m.feature_shape = cfg_.pool == Pool::none ? std::vector<std::int64_t>{s.h, s.w, s.c}
+                                              : std::vector<std::int64_t>{s.c};
     // The folder itself (symlinks resolved, no trailing '/'): a resume or merge over another
     // folder holding the same names is refused (FeatureMeta::difference).
     std::error_code ec;
@@ -229,8 +208,9 @@ class Extraction {
     net.batch = batch;
     const Shape in{static_cast<int>(slot_rows(batch)), net.height, net.width, 3};
     const Shape out = infer_shapes(in, kInputLayer, net.to).back();
-    const double slot = 4.0 * (in.elems_double() + out.elems_double() +
-                               (cfg_.pool != "none" ? static_cast<double>(out.n) * out.c : 0.0));
+    const double slot =
+        4.0 * (in.elems_double() + out.elems_double() +
+               (cfg_.pool != Pool::none ? static_cast<double>(out.n) * out.c : 0.0));
     const double nets = cfg_.schedule == Schedule::net_per_thread ? threads_ : 1;
     return static_cast<double>(slot_count()) * slot +
            nets * static_cast<double>(Vgg16::estimate_bytes(net));
@@ -426,8 +406,11 @@ class Extraction {
     for (std::size_t r = 0; r < s.rows; r += batch)
       net->forward(&s.images[r * in_row], static_cast<int>(std::min(batch, s.rows - r)),
                    &s.out[r * out_row]);
-    if (cfg_.pool != "none")
-      global_pool(s.out.data(), s.rows, net->output_shape(), cfg_.pool == "max", s.pooled.data());
+    if (cfg_.pool != Pool::none) {  // {rows, oh, ow, oc} -> {rows, oc}
+      const Shape o = net->output_shape();
+      for (std::size_t r = 0; r < s.rows; ++r)
+        global_pool(cfg_.pool, &s.out[r * out_row], o.h, o.w, o.c, &s.pooled[r * o.c]);
+    }
   }
 
   void commit(Slot& s, FeatureWriter& w, Progress& progress, ExtractSummary& sum) {
@@ -443,7 +426,7 @@ class Extraction {
     }
     for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
       progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
-    w.commit({.features = cfg_.pool == "none" ? s.out.data() : s.pooled.data(),
+    w.commit({.features = cfg_.pool == Pool::none ? s.out.data() : s.pooled.data(),
               .rows = s.rows,
               .labels = s.labels,
               .paths = s.paths,
@@ -480,7 +463,7 @@ class Extraction {
       auto s = std::make_unique<Slot>();
       s->images.resize(in.elems());
       s->out.resize(out.elems());
-      if (cfg_.pool != "none") s->pooled.resize(static_cast<std::size_t>(out.n) * out.c);
+      if (cfg_.pool != Pool::none) s->pooled.resize(static_cast<std::size_t>(out.n) * out.c);
       s->errors.resize(entries);
       free.push(s.get());
       slots.push_back(std::move(s));

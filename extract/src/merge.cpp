@@ -287,7 +287,8 @@ void write_virtual_features(h5::File& f, const fs::path& output, const ShardSet&
     offset += rows;
   }
   h5::call(where, "H5Sselect_all", H5Sselect_all, space.id());
-  const auto type = h5::Datatype::file_type(m.dtype == "f16" ? h5::DType::f16 : h5::DType::f32);
+  const auto type =
+      h5::Datatype::file_type(m.dtype == StorageType::f16 ? h5::DType::f16 : h5::DType::f32);
   h5::Dataset d(h5::call(where, "H5Dcreate2", H5Dcreate2, f.id(), "features", type.id(), space.id(),
                          H5P_DEFAULT, dcpl.id(), H5P_DEFAULT),
                 where);

@@ -26,8 +26,8 @@ namespace tl {
 namespace {
 
 // Rows per chunk: about 1 MiB of features, at least 1 row.
-hsize_t chunk_rows(std::int64_t row_elements, const std::string& dtype) {
-  const std::int64_t bytes = row_elements * (dtype == "f16" ? 2 : 4);
+hsize_t chunk_rows(std::int64_t row_elements, StorageType dtype) {
+  const std::int64_t bytes = row_elements * (dtype == StorageType::f16 ? 2 : 4);
   return static_cast<hsize_t>(
       std::max<std::int64_t>(1, (1 << 20) / std::max<std::int64_t>(bytes, 1)));
 }
@@ -101,12 +101,12 @@ void write_meta(h5::Object& f, const FeatureMeta& m) {
   f.write_attr("layer", m.layer);
   f.write_attr("input_height", m.input_height);
   f.write_attr("input_width", m.input_width);
-  f.write_attr("preprocess", m.preprocess);
-  f.write_attr("resize", m.resize);
-  f.write_attr("precision", m.precision);
+  f.write_attr("preprocess", std::string(to_string(m.preprocess)));
+  f.write_attr("resize", std::string(to_string(m.resize)));
+  f.write_attr("precision", std::string(to_string(m.precision)));
   f.write_attr("algo", m.algo);
-  f.write_attr("pool", m.pool);
-  f.write_attr("dtype", m.dtype);
+  f.write_attr("pool", std::string(to_string(m.pool)));
+  f.write_attr("dtype", std::string(to_string(m.dtype)));
   f.write_attr("weights", m.weights);
   f.write_attr("weights_sha256", m.weights_sha256);
   f.write_attr("weights_pretrained", static_cast<std::int64_t>(m.weights_pretrained));
@@ -148,6 +148,16 @@ void write_progress(h5::Object& f, const FeatureMeta& m) {
 
 }  // namespace
 
+StorageType parse_storage_type(std::string_view s) {
+  if (s == "f32") return StorageType::f32;
+  if (s == "f16") return StorageType::f16;
+  throw UsageError(fmt::format("unknown storage type '{}' (accepted: f32, f16)", s));
+}
+
+std::string_view to_string(StorageType t) {
+  return t == StorageType::f16 ? "f16" : "f32";
+}
+
 std::int64_t FeatureMeta::row_elements() const {
   std::int64_t n = 1;
   for (auto d : feature_shape) n *= d;
@@ -165,15 +175,15 @@ std::string FeatureMeta::difference(const FeatureMeta& o) const {
            diff("layer", layer, o.layer),
            diff("size", fmt::format("{}x{}", input_height, input_width),
                 fmt::format("{}x{}", o.input_height, o.input_width)),
-           diff("preprocess", preprocess, o.preprocess),
-           diff("resize", resize, o.resize),
-           diff("precision", precision, o.precision),
+           diff("preprocess", to_string(preprocess), to_string(o.preprocess)),
+           diff("resize", to_string(resize), to_string(o.resize)),
+           diff("precision", to_string(precision), to_string(o.precision)),
            // Not algo: f32's algorithms, like ISAs, differ only within f32's bound of float64
            // (1e-5 of the scale); the default depends on the node (Winograd where oneDNN has
            // it), and one command must resume and merge on every node of a mixed cluster.
            // record_machine() keeps every algorithm and ISA that computed rows.
-           diff("pool", pool, o.pool),
-           diff("dtype", dtype, o.dtype),
+           diff("pool", to_string(pool), to_string(o.pool)),
+           diff("dtype", to_string(dtype), to_string(o.dtype)),
            diff("shard", fmt::format("{}/{}", shard_index, shard_count),
                 fmt::format("{}/{}", o.shard_index, o.shard_count)),
            augment.difference(o.augment),
@@ -196,15 +206,23 @@ FeatureMeta read_feature_meta(const h5::File& f) {
   FeatureMeta m;
   auto s = [&](const char* n) { return f.read_attr<std::string>(n); };
   auto i = [&](const char* n) { return f.read_attr<std::int64_t>(n); };
+  // A setting the file names in a way this tlkit does not know: an Error naming the file.
+  auto setting = [&](const char* n, auto parse) {
+    try {
+      return parse(s(n));
+    } catch (const UsageError& e) {
+      throw Error(fmt::format("'{}': attribute {}: {}", f.file_name(), n, e.what()));
+    }
+  };
   m.layer = s("layer");
   m.input_height = static_cast<int>(i("input_height"));
   m.input_width = static_cast<int>(i("input_width"));
-  m.preprocess = s("preprocess");
-  m.resize = s("resize");
-  m.precision = s("precision");
+  m.preprocess = setting("preprocess", parse_preprocess);
+  m.resize = setting("resize", parse_resize);
+  m.precision = setting("precision", parse_precision);
   m.algo = s("algo");
-  m.pool = s("pool");
-  m.dtype = s("dtype");
+  m.pool = setting("pool", parse_pool);
+  m.dtype = setting("dtype", parse_storage_type);
   m.weights = s("weights");
   m.weights_sha256 = s("weights_sha256");
   m.weights_pretrained = i("weights_pretrained") != 0;
@@ -345,8 +363,8 @@ FeatureWriter FeatureWriter::create(const fs::path& path, FeatureMeta meta, bool
     h5::Dims row;
     for (auto d : meta.feature_shape) row.push_back(static_cast<hsize_t>(d));
     const hsize_t chunk = chunk_rows(meta.row_elements(), meta.dtype);
-    f.create_rows_dataset("features", meta.dtype == "f16" ? h5::DType::f16 : h5::DType::f32, row,
-                          chunk);
+    f.create_rows_dataset(
+        "features", meta.dtype == StorageType::f16 ? h5::DType::f16 : h5::DType::f32, row, chunk);
     f.create_rows_dataset("labels", h5::DType::i32, {}, 4096);
     f.create_rows_dataset("paths", h5::DType::str, {}, 1024);
     f.create_rows_dataset("augment_index", h5::DType::i32, {}, 4096);

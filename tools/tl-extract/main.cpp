@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     tl::cli::ImageOptionsCli img;
     tl::cli::AugmentOptionsCli aug;
     tl::ExtractConfig cfg;
-    std::string images, list, output, shard, schedule = "shared-net";
+    std::string images, list, output, shard, schedule = "shared-net", pool = "none", dtype = "f32";
     int batch = 32;
     po::options_description io("Input and output");
     io.add_options()("images", po::value(&images)->value_name("DIR"),
@@ -35,9 +35,9 @@ int main(int argc, char** argv) {
         "read these images instead: one path per line (relative to --images or absolute), "
         "optionally path<TAB>class")("output", po::value(&output)->value_name("FILE.h5"),
                                      "the feature file to write")(
-        "pool", po::value(&cfg.pool)->default_value(cfg.pool)->value_name("none|avg|max"),
+        "pool", po::value(&pool)->default_value(pool)->value_name("none|avg|max"),
         "global pooling over H and W (Keras pooling=): rows [C] instead of [H, W, C]")(
-        "dtype", po::value(&cfg.dtype)->default_value(cfg.dtype)->value_name("f32|f16"),
+        "dtype", po::value(&dtype)->default_value(dtype)->value_name("f32|f16"),
         "storage type of /features (f16 halves the file)")(
         "shard", po::value(&shard)->value_name("K/N"),
         "process the K-th of N slices (default: from SLURM_ARRAY_TASK_ID/COUNT when set)")(
@@ -101,6 +101,9 @@ int main(int argc, char** argv) {
     cfg.net = net.config(batch);
     std::cerr << net.choice(cfg.net);
     cfg.image = img.image(cfg.net.height, cfg.net.width);
+    cfg.pool = tl::cli::parse_option("--pool", pool, [](auto& s) { return tl::parse_pool(s); });
+    cfg.dtype =
+        tl::cli::parse_option("--dtype", dtype, [](auto& s) { return tl::parse_storage_type(s); });
     cfg.augment = aug.config();
     if (preview) {
       tl::write_augment_preview(cfg, aug.preview, std::cerr);

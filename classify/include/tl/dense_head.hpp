@@ -7,7 +7,7 @@
 // Weights are kept in Keras's Dense layout (kernel [in, out], bias [out]) and named like the
 // layers of Keras's VGG16 top ("fc1", "predictions"). Not thread-safe: one caller at a time.
 //
-//   tl::HeadConfig cfg{.kind = tl::HeadKind::mlp, .pool = tl::Pool::flatten, .classes = 5,
+//   tl::HeadConfig cfg{.kind = tl::HeadKind::mlp, .pool = tl::Pool::none, .classes = 5,
 //                      .input = {.h = 7, .w = 7, .c = 512}};
 //   tl::DenseHead head(cfg, /*seed=*/42);           // glorot_uniform kernels, zero biases
 //   head.set_standardization(tl::input_statistics(head, train_rows));
@@ -35,7 +35,7 @@ std::string_view to_string(HeadKind k);
 
 struct HeadConfig {
   HeadKind kind = HeadKind::linear;
-  Pool pool = Pool::flatten;
+  Pool pool = Pool::none;
   int hidden = 256;      // mlp only
   float dropout = 0.5f;  // mlp only; in [0, 1)
   int classes = 0;       // >= 2

@@ -18,6 +18,8 @@
 #include <string>
 
 #include "tl/image.hpp"
+#include "tl/feature_file.hpp"
+#include "tl/global_pool.hpp"
 #include "tl/image_augment.hpp"
 #include "tl/image_list.hpp"
 #include "tl/vgg16.hpp"
@@ -36,13 +38,13 @@ struct ExtractConfig {
   std::filesystem::path images;  // root folder (class folders or plain images)
   std::filesystem::path list;    // optional list file; paths relative to `images`
   std::filesystem::path output;
-  std::string weights;        // file, random:SEED, or "" for the Keras cache
-  NetConfig net;              // .to = layer, .height/.width, .precision, .algo, .batch
-  ImageOptions image;         // resize and preprocess (height/width are taken from net)
-  AugmentOptions augment;     // --augment K: after each image's row, K augmented copies
-  std::string pool = "none";  // none | avg | max
-  std::string dtype = "f32";  // f32 | f16
-  int threads = 0;            // 0 = all cores
+  std::string weights;     // file, random:SEED, or "" for the Keras cache
+  NetConfig net;           // .to = layer, .height/.width, .precision, .algo, .batch
+  ImageOptions image;      // resize and preprocess (height/width are taken from net)
+  AugmentOptions augment;  // --augment K: after each image's row, K augmented copies
+  Pool pool = Pool::none;  // global pooling of each row over H and W
+  StorageType dtype = StorageType::f32;
+  int threads = 0;  // 0 = all cores
   Schedule schedule = Schedule::shared_net;
   Shard shard;             // with N > 1 the output is written as OUT.partial and renamed to
                            // OUT when complete: a killed task leaves no file under OUT

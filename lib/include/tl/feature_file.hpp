@@ -18,8 +18,11 @@
 #include <vector>
 
 #include "tl/error.hpp"
+#include "tl/global_pool.hpp"
 #include "tl/hdf5.hpp"
+#include "tl/image.hpp"
 #include "tl/image_augment.hpp"
+#include "tl/precision.hpp"
 #include "tl/vgg16.hpp"
 
 namespace tl {
@@ -30,17 +33,24 @@ inline constexpr std::int64_t kFeatureFormatVersion = 1;
 // /augment_index refuses them instead of training on copies as if they were images.
 inline constexpr std::int64_t kFeatureFormatVersionAugmented = 2;
 
+// How the rows are stored: float32, or float16 (half the bytes; tl-extract --dtype).
+enum class StorageType { f32, f16 };
+StorageType parse_storage_type(std::string_view s);  // "f32" | "f16"; UsageError otherwise
+std::string_view to_string(StorageType t);
+
 // Everything that decides the rows' values: resuming with any of it changed is refused.
 struct FeatureMeta {
   // What produced the features.
   std::string layer = "block5_pool";
   int input_height = 224, input_width = 224;
-  std::string preprocess = "caffe", resize = "nearest", precision = "f32";
+  Preprocess preprocess = Preprocess::caffe;
+  ResizeMode resize = ResizeMode::nearest;
+  Precision precision = Precision::f32;
   std::string algo = "direct";  // what ran ("direct, winograd" when rows come from both)
-  std::string pool = "none";    // none | avg | max (global pooling over H and W)
-  std::string dtype = "f32";    // storage: f32 | f16
-  std::string weights;          // file name or random:SEED
-  std::string weights_sha256;   // "" for random weights
+  Pool pool = Pool::none;       // global pooling over H and W
+  StorageType dtype = StorageType::f32;
+  std::string weights;         // file name or random:SEED
+  std::string weights_sha256;  // "" for random weights
   bool weights_pretrained = false;
   std::vector<std::int64_t> feature_shape;  // one row: {H, W, C} or {C}
   // What was read.

@@ -2,6 +2,7 @@
 #include "tl/global_pool.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -11,16 +12,18 @@
 namespace tl {
 
 Pool parse_pool(std::string_view s) {
-  if (s == "flatten") return Pool::flatten;
+  if (s == "none" || s == "flatten") return Pool::none;
   if (s == "avg") return Pool::avg;
   if (s == "max") return Pool::max;
-  throw UsageError(fmt::format("unknown pooling '{}' (accepted: flatten, avg, max)", s));
+  throw UsageError(fmt::format(
+      "unknown pooling '{}' (accepted: none, avg, max; or as a head names them: flatten, avg, max)",
+      s));
 }
 
 std::string_view to_string(Pool p) {
   switch (p) {
-    case Pool::flatten:
-      return "flatten";
+    case Pool::none:
+      return "none";
     case Pool::avg:
       return "avg";
     case Pool::max:
@@ -30,25 +33,38 @@ std::string_view to_string(Pool p) {
 }
 
 long long pooled_size(Pool p, int h, int w, int c) {
-  return p == Pool::flatten ? 1LL * h * w * c : c;
+  return p == Pool::none ? 1LL * h * w * c : c;
 }
+
+// Channels reduced at once: their double accumulators stay in registers and L1.
+constexpr int kChunk = 64;
 
 void global_pool(Pool p, const float* row, int h, int w, int c, float* out) {
   const long long hw = 1LL * h * w;
   switch (p) {
-    case Pool::flatten:  // [h, w, c] -> [h*w*c], Keras's Flatten order is the stored order
+    case Pool::none:  // [h, w, c] -> [h*w*c], Keras's Flatten order is the stored order
       std::memcpy(out, row, hw * c * sizeof(float));
       return;
-    case Pool::avg:  // [h, w, c] -> [c]: sum in (h, w) order, then one division
-      std::fill(out, out + c, 0.f);
-      for (long long i = 0; i < hw; ++i)
-        for (int k = 0; k < c; ++k) out[k] += row[i * c + k];
-      for (int k = 0; k < c; ++k) out[k] /= static_cast<float>(hw);
+    case Pool::avg:  // [h, w, c] -> [c]: each channel summed in (h, w) order in double
+      for (int k0 = 0; k0 < c; k0 += kChunk) {
+        const int n = std::min(kChunk, c - k0);
+        double acc[kChunk] = {};
+        for (long long i = 0; i < hw; ++i)
+          for (int k = 0; k < n; ++k) acc[k] += row[i * c + k0 + k];
+        for (int k = 0; k < n; ++k)
+          out[k0 + k] = static_cast<float>(acc[k] / static_cast<double>(hw));
+      }
       return;
-    case Pool::max:  // [h, w, c] -> [c]
-      std::copy(row, row + c, out);
-      for (long long i = 1; i < hw; ++i)
-        for (int k = 0; k < c; ++k) out[k] = std::max(out[k], row[i * c + k]);
+    case Pool::max:  // [h, w, c] -> [c]; a NaN is passed over, as std::max(acc, NaN) keeps acc
+      for (int k0 = 0; k0 < c; k0 += kChunk) {
+        const int n = std::min(kChunk, c - k0);
+        double acc[kChunk];
+        std::fill(acc, acc + n, -INFINITY);
+        for (long long i = 0; i < hw; ++i)
+          for (int k = 0; k < n; ++k)
+            acc[k] = std::max(acc[k], static_cast<double>(row[i * c + k0 + k]));
+        for (int k = 0; k < n; ++k) out[k0 + k] = static_cast<float>(acc[k]);
+      }
       return;
   }
 }
@@ -57,7 +73,7 @@ void global_pool_backward(Pool p, const float* row, int h, int w, int c, const f
                           float* diff_row) {
   const long long hw = 1LL * h * w;
   switch (p) {
-    case Pool::flatten:
+    case Pool::none:
       std::memcpy(diff_row, diff_out, hw * c * sizeof(float));
       return;
     case Pool::avg:  // [c] -> [h, w, c]
