@@ -1,7 +1,5 @@
 // The extraction pipeline: list -> decode (parallel) -> forward -> commit (serial, in order).
-#include <fcntl.h>
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,17 +15,14 @@
 #include <tbb/parallel_pipeline.h>
 #include <tbb/task_arena.h>
 
-#include "tl/calibration.hpp"
+#include "extract_output.hpp"
 #include "tl/error.hpp"
 #include "tl/extract.hpp"
 #include "tl/feature_file.hpp"
-#include "tl/hdf5_guard.hpp"
 #include "tl/machine.hpp"
-#include "tl/merge.hpp"
 #include "tl/output_file.hpp"
 #include "tl/output_lock.hpp"
 #include "tl/progress.hpp"
-#include "tl/version.hpp"
 #include "tl/weights.hpp"
 
 namespace fs = std::filesystem;
@@ -105,21 +100,25 @@ class Extraction {
     if (!weights.pretrained)
       log_ << "warning: weights " << weights.describe()
            << ": these features are for tests and demos only\n";
-    const FeatureMeta meta = make_meta(weights);
+    const FeatureMeta meta =
+        output_meta(cfg_, weights, list_, static_cast<std::int64_t>(end_ - begin_));
     weights_ = &weights;
 
     // Locked by the final name resolved (symlinks followed), so the lock also covers
     // OUT.partial; the file itself is locked too once open (a hard link meets that).
     OutputLock lock(cfg_.output);
     ExtractSummary sum;
-    std::optional<FeatureWriter> writer = open_output(meta, sum);
-    lock.hold(file_);
-    sum.file = file_;
+    output_.emplace(cfg_, log_,
+                    [&] { return int8_ranges_for_new_file(cfg_, weights, list_, log_); });
+    std::optional<FeatureWriter> writer = output_->open(meta, sum);
+    lock.hold(output_->file());
+    sum.file = output_->file();
     if (!writer) return sum;
     sum.resumed_from = writer->meta().entries_done;
     if (sum.resumed_from > 0)
-      log_ << fmt::format("resuming '{}': {} of {} images done ({} rows)\n", file_.string(),
-                          sum.resumed_from, end_ - begin_, writer->meta().rows_done);
+      log_ << fmt::format("resuming '{}': {} of {} images done ({} rows)\n",
+                          output_->file().string(), sum.resumed_from, end_ - begin_,
+                          writer->meta().rows_done);
 
     omp_set_num_threads(cfg_.schedule == Schedule::shared_net ? threads_ : 1);
     net_cfg_ = cfg_.net;
@@ -130,7 +129,7 @@ class Extraction {
         "tl-extract: {} images{} -> '{}' ({} {}x{} {}, batch {}, {} threads, {})\n", end_ - begin_,
         cfg_.shard.count > 1 ? fmt::format(" (shard {}/{})", cfg_.shard.index, cfg_.shard.count)
                              : "",
-        file_.string(), cfg_.net.to, cfg_.net.height, cfg_.net.width,
+        output_->file().string(), cfg_.net.to, cfg_.net.height, cfg_.net.width,
         cfg_.net.precision == Precision::f32 ? fmt::format("f32 {}", to_string(cfg_.net.algo))
                                              : std::string(to_string(cfg_.net.precision)),
         cfg_.net.batch, threads_, to_string(cfg_.schedule));
@@ -146,49 +145,14 @@ class Extraction {
     sum.seconds = progress.seconds();
     if (!sum.stopped && m.entries_done == static_cast<std::int64_t>(end_ - begin_)) {
       writer->finish();
-      if (file_ != cfg_.output) publish();
-      sum.file = file_;
+      if (output_->file() != cfg_.output) output_->publish();
+      sum.file = output_->file();
       sum.complete = true;
     }
     return sum;
   }
 
  private:
-  FeatureMeta make_meta(const Vgg16Weights& w) const {
-    FeatureMeta m;
-    m.layer = cfg_.net.to;
-    m.input_height = cfg_.net.height;
-    m.input_width = cfg_.net.width;
-    m.preprocess = cfg_.image.preprocess;
-    m.resize = cfg_.image.resize;
-    m.precision = cfg_.net.precision;
-    m.algo = "";  // what ran, recorded with the first rows (FeatureWriter::record_machine)
-    m.pool = cfg_.pool;
-    m.dtype = cfg_.dtype;
-    m.weights = w.sha256.empty() ? w.source : fs::path(w.source).filename().string();
-    m.weights_sha256 = w.sha256;
-    m.weights_pretrained = w.pretrained;
-    const Shape s =
-        infer_shapes({1, cfg_.net.height, cfg_.net.width, 3}, kInputLayer, cfg_.net.to).back();
-    m.feature_shape = cfg_.pool == Pool::none ? std::vector<std::int64_t>{s.h, s.w, s.c}
-                                              : std::vector<std::int64_t>{s.c};
-    // The folder itself (symlinks resolved, no trailing '/'): a resume or merge over another
-    // folder holding the same names is refused (FeatureMeta::difference).
-    std::error_code ec;
-    fs::path root = fs::weakly_canonical(fs::absolute(cfg_.images), ec);
-    if (ec) root = fs::absolute(cfg_.images).lexically_normal();
-    if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();
-    m.images_root = root.string();
-    m.list_fingerprint = list_.fingerprint();
-    m.classes = list_.classes;
-    m.shard_index = cfg_.shard.index;
-    m.shard_count = cfg_.shard.count;
-    m.entries_total = static_cast<std::int64_t>(end_ - begin_);
-    m.augment = cfg_.augment;
-    m.tool_version = kVersion;
-    return m;
-  }
-
   std::size_t slot_count() const {
     return cfg_.schedule == Schedule::net_per_thread ? threads_ + 1 : 3;
   }
@@ -237,96 +201,6 @@ class Extraction {
             ? fmt::format("try --batch {} or less (the most that could fit)",
                           static_cast<long long>(std::min<double>(fit, cfg_.net.batch - 1)))
             : fmt::format("even --batch 1 needs {:.1f} GiB (try a smaller --size)", one / gib)));
-  }
-
-  // A shard of an array (N > 1) is written under a temporary name and published complete.
-  bool all_or_nothing() const { return cfg_.shard.count > 1; }
-
-  // OUT.partial -> OUT: renamed once closed and synced, then the folder synced.
-  void publish() {
-    fs::rename(file_, cfg_.output);
-    const fs::path dir = fs::absolute(cfg_.output).parent_path();
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const bool ok = fd >= 0 && ::fsync(fd) == 0;
-    if (fd >= 0) ::close(fd);
-    if (!ok) throw Error(fmt::format("'{}': fsync of the folder failed", dir.string()));
-    log_ << fmt::format("'{}' complete: renamed into place as '{}'\n", file_.string(),
-                        cfg_.output.string());
-    file_ = cfg_.output;
-  }
-
-  // A new file, a resumed one, or none (already complete: nothing to do). Sets file_.
-  std::optional<FeatureWriter> open_output(const FeatureMeta& meta, ExtractSummary& sum) {
-    std::error_code ec;
-    file_ = cfg_.output;
-    if (!all_or_nothing() || (!cfg_.overwrite && fs::exists(cfg_.output, ec)))
-      return open_file(meta, sum);  // a finished shard, or one an older tlkit left unfinished
-    file_ = partial_path_of(cfg_.output);
-    if (cfg_.overwrite) fs::remove(cfg_.output, ec);
-    auto w = open_file(meta, sum);
-    if (!w && sum.already_complete) publish();  // killed between finishing and renaming
-    return w;
-  }
-
-  std::optional<FeatureWriter> open_file(FeatureMeta meta, ExtractSummary& sum) {
-    std::error_code ec;
-    // A file with no committed row left by a failed creation (0 bytes: the disk was full
-    // when HDF5 wrote its header) is no output yet: it is started again (issue 15, item 15).
-    if (!cfg_.overwrite && fs::is_regular_file(file_, ec) && fs::file_size(file_, ec) == 0) {
-      log_ << fmt::format("note: '{}' is empty (a creation that failed): starting it again\n",
-                          file_.string());
-      fs::remove(file_, ec);
-    }
-    if (cfg_.overwrite || !fs::exists(file_, ec)) {
-      if (cfg_.net.precision == Precision::int8) meta.calibration = new_calibration();
-      // Made whole under a temporary name, then put in place (FeatureWriter::create): a
-      // failure or a kill leaves nothing under the output's name.
-      return FeatureWriter::create(file_, meta, cfg_.overwrite);
-    }
-    FeatureMeta have;
-    try {
-      auto read = [&] {
-        return read_feature_meta(h5::File::open(file_, h5::Mode::read_only, h5::Access::reader));
-      };
-      read_in_child_first(file_, read);
-      have = read();
-    } catch (const Error& e) {
-      throw Error(
-          fmt::format("output '{}' exists but cannot be resumed ({}); use --overwrite to "
-                      "replace it",
-                      file_.string(), e.what()));
-    }
-    if (have.complete) {
-      if (const auto d = have.difference(meta); !d.empty())
-        throw UsageError(
-            fmt::format("output '{}' is a finished extraction made with other options "
-                        "({}); use --overwrite to replace it, or another --output",
-                        file_.string(), d));
-      log_ << fmt::format(
-          "'{}' is already complete ({} rows, {} failed): nothing to do "
-          "(--overwrite starts again)\n",
-          file_.string(), have.rows_done, have.failed_count);
-      sum.already_complete = sum.complete = true;
-      sum.rows = have.rows_done;
-      sum.failed = have.failed_count;
-      return std::nullopt;
-    }
-    return FeatureWriter::resume(file_, meta);
-  }
-
-  // int8 ranges for a new file: given, read from --calibration FILE, or measured on a sample
-  // of the whole list (the same sample for every shard). A resumed file keeps its own.
-  std::shared_ptr<const Int8Calibration> new_calibration() const {
-    if (cfg_.calibration_data) return cfg_.calibration_data;
-    if (!cfg_.calibration_file.empty()) {
-      auto c = std::make_shared<Int8Calibration>(read_calibration(cfg_.calibration_file));
-      if (c->from != kInputLayer)
-        throw UsageError(fmt::format("--calibration: '{}' was calibrated from '{}', not images",
-                                     cfg_.calibration_file.string(), c->from));
-      return c;
-    }
-    return std::make_shared<Int8Calibration>(
-        calibrate_on_images(*weights_, cfg_.net, list_, cfg_.image, cfg_.calibrate, log_));
   }
 
   bool stopping() const { return halted_ || (stop_ && stop_->load()); }
@@ -422,7 +296,7 @@ class Extraction {
         progress.note(fmt::format(
             "'{}' now holds rows computed on oneDNN ISAs {} with algorithms {}: such rows may "
             "differ in the last bits (within f32's bound; docs/FORMAT.md)",
-            file_.string(), w.meta().cpu_isa, w.meta().algo));
+            output_->file().string(), w.meta().cpu_isa, w.meta().algo));
     }
     for (std::size_t i = 0; i < s.failed_paths.size(); ++i)
       progress.note(fmt::format("skipped '{}': {}", s.failed_paths[i], s.failed_reasons[i]));
@@ -510,7 +384,7 @@ class Extraction {
   const std::atomic<bool>* stop_;
   ImageList list_;
   std::size_t begin_ = 0, end_ = 0;
-  std::filesystem::path file_;  // the file written: the output or OUT.partial
+  std::optional<ExtractOutput> output_;
   int threads_ = 1;
   NetConfig net_cfg_;  // cfg_.net plus the int8 calibration in force
   const Vgg16Weights* weights_ = nullptr;
