@@ -1,6 +1,6 @@
-// VGG16's top block trained on cached block4_pool features: 3x3 convolution (+ ReLU) and 2x2
-// max pooling with their backward passes on oneDNN 2.6 primitives, and Block5, the three
-// convs and the pool with their weights as trainable Params (Keras's HWIO kernels).
+// VGG16's top block trained on cached block4_pool features: block5_conv1..3 (+ ReLU) and
+// block5_pool on ConvLayer and MaxPoolLayer, with their weights as trainable Params (Keras's
+// HWIO kernels).
 //
 // Activations are plain NHWC float32 (Keras's order, as the feature cache stores them); only
 // the weights live in the layout oneDNN chooses (format any), reordered from the Params at
@@ -16,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "tl/conv_layer.hpp"
 #include "tl/dense_head.hpp"
 #include "tl/head_layers.hpp"
+#include "tl/max_pool_layer.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
@@ -29,60 +31,6 @@ const std::vector<std::string>& block5_layers();
 
 // The layer before block5: fine-tuning reads features cached there.
 inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
-
-// The convolutions' arithmetic while training (tl::Precision, f32 or bf16; int8 is not
-// trained). bf16: the convs read bf16 copies of their input, of the weights (rounded from the
-// f32 master weights at each set_weights) and of the gradient of their output, and accumulate
-// in f32 (output, bias, gradients all f32); ReLU, pooling and the optimizer stay f32. Layers
-// built for inference always run f32.
-// Whether this CPU has oneDNN bf16 convolutions (AVX512_BF16 or AMX); false when oneDNN only
-// emulates bf16 or has none.
-
-// 3x3 convolution, stride 1, pad 1, bias, optional ReLU (a post-op; its backward is oneDNN's
-// eltwise backward from the output). src/dst NHWC f32; kernel HWIO [3][3][cin][cout].
-class ConvLayer {
- public:
-  // `diff_src` = false skips backward data (the first layer, whose input is a constant).
-  // `precision` applies to training layers (Pass::training) only.
-  ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass pass, Scratchpad& scratch,
-            bool diff_src = true, Precision precision = Precision::f32);
-  ~ConvLayer();
-  ConvLayer(ConvLayer&&) noexcept;
-  ConvLayer& operator=(ConvLayer&&) noexcept;
-
-  // Reorders the kernel [3, 3, cin, cout] (HWIO) into oneDNN's layouts; bias [cout] is read
-  // at each run from the pointer given here (it must stay valid).
-  void set_weights(const float* kernel, const float* bias);
-  // {N, cin, H, W} -> {N, cout, H, W} (NHWC)
-  void forward(const float* src, float* dst);
-  // From the forward's src and dst and d loss / d dst: diff_src {N, cin, H, W} (skipped when
-  // null), diff_kernel HWIO and diff_bias [cout] (overwritten). diff_dst is not modified.
-  void backward(const float* src, const float* dst, const float* diff_dst, float* diff_src,
-                float* diff_kernel, float* diff_bias);
-  std::string describe() const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// Max pooling 2x2 stride 2, floor (Keras's MaxPooling2D), with the training workspace.
-class MaxPoolLayer {
- public:
-  MaxPoolLayer(int batch, int h, int w, int c, Pass pass, Scratchpad& scratch);
-  ~MaxPoolLayer();
-  MaxPoolLayer(MaxPoolLayer&&) noexcept;
-  MaxPoolLayer& operator=(MaxPoolLayer&&) noexcept;
-  // {N, C, H, W} -> {N, C, H/2, W/2} (NHWC); in training keeps where each maximum came from.
-  void forward(const float* src, float* dst);
-  // {N, C, H/2, W/2} -> {N, C, H, W}: each gradient to its window's maximum (training only).
-  void backward(const float* diff_dst, float* diff_src);
-  std::string describe() const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
 
 // block5_conv1 -> block5_conv2 -> block5_conv3 (ReLU each) -> block5_pool.
 class Block5 {
