@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fma_peak.hpp"
+#include "tl/int8_quantization.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
 

@@ -10,6 +10,7 @@
 #include "test_util.hpp"
 #include "tl/error.hpp"
 #include "tl/machine.hpp"
+#include "tl/int8_quantization.hpp"
 #include "tl/vgg16.hpp"
 
 namespace tl {

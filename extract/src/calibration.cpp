@@ -6,6 +6,7 @@
 #include <tbb/parallel_for.h>
 
 #include "tl/error.hpp"
+#include "tl/int8_quantization.hpp"
 
 namespace tl {
 

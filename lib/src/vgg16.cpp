@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "tl/error.hpp"
+#include "tl/int8_quantization.hpp"
 #include "tl/layer_plan.hpp"
 #include "tl/machine.hpp"
 #include "tl/onednn.hpp"
@@ -23,45 +25,6 @@ namespace tl {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
-
-Precision parse_precision(std::string_view s) {
-  if (s == "f32") return Precision::f32;
-  if (s == "bf16") return Precision::bf16;
-  if (s == "int8") return Precision::int8;
-  throw UsageError(fmt::format("unknown precision '{}' (accepted: f32, bf16, int8)", s));
-}
-
-ConvAlgo parse_algo(std::string_view s) {
-  if (s == "direct") return ConvAlgo::direct;
-  if (s == "winograd") return ConvAlgo::winograd;
-  if (s == "auto") return ConvAlgo::automatic;
-  throw UsageError(
-      fmt::format("unknown convolution algorithm '{}' (accepted: direct, winograd, auto)", s));
-}
-
-std::string_view to_string(Precision p) {
-  switch (p) {
-    case Precision::f32:
-      return "f32";
-    case Precision::bf16:
-      return "bf16";
-    case Precision::int8:
-      return "int8";
-  }
-  return "?";
-}
-
-std::string_view to_string(ConvAlgo a) {
-  switch (a) {
-    case ConvAlgo::direct:
-      return "direct";
-    case ConvAlgo::winograd:
-      return "winograd";
-    case ConvAlgo::automatic:
-      return "auto";
-  }
-  return "?";
-}
 
 namespace {
 
@@ -146,37 +109,10 @@ class Builder {
     return m_.cfg.precision == Precision::bf16 ? dt::bf16 : dt::f32;
   }
 
-  const Int8Calibration& calibration() const {
-    if (!m_.cfg.calibration)
-      throw UsageError("precision int8 needs a calibration (tl-extract --calibrate N)");
-    return *m_.cfg.calibration;
-  }
-  // u8 scale of a layer's output: q = x * u8_max() / max.
-  float output_scale(std::string_view layer) const {
-    const auto& o = calibration().outputs;
-    const auto it = o.find(std::string(layer));
-    if (it == o.end())
-      throw Error(fmt::format("int8 calibration has no range for layer {}", layer));
-    return it->second > 0 ? u8_max() / it->second : 1.f;
-  }
-  // Scale of the net's input: s8 (|x| <= 127) for images, u8 for post-ReLU features.
-  float input_scale() const {
-    const auto& c = calibration();
-    if (c.from != m_.cfg.from)
-      throw Error(fmt::format("int8 calibration was measured from '{}', the net starts at '{}'",
-                              c.from, m_.cfg.from));
-    const float range = layer_index(m_.cfg.from) < 0 ? 127.f : u8_max();
-    return c.input > 0 ? range / c.input : 1.f;
-  }
-  // The largest u8 activation.
-  static float u8_max() { return 255.f; }
-  // The largest s8 weight of a layer. Without VNNI oneDNN multiplies u8 x s8 pairs into s16
-  // sums that saturate (vpmaddubsw: 2 x 255 x 127 > 32767), which doubled int8's error;
-  // 7-bit weights (2 x 255 x 63 < 32767) cannot saturate. s8 images need nothing: oneDNN
-  // shifts them to u8 and halves the weights itself. Measured against 7-bit activations
-  // (tests/test_vgg16.cpp, kInt8Bounds): 7-bit weights lose less.
-  static float s8_weight_max(bool u8_src) {
-    return u8_src && machine().int8_seven_bit_weights() ? 63.f : 127.f;
+  // int8's scales, from the net's calibration (UsageError without one).
+  const Int8Scales& scales() {
+    if (!scales_) scales_.emplace(m_.cfg.calibration.get(), m_.cfg.from);
+    return *scales_;
   }
   Loc other() const { return cur_ == Loc::act0 ? Loc::act1 : Loc::act0; }
 
@@ -207,17 +143,12 @@ class Builder {
     // int8: s8 weights with one scale per output channel, activations scaled per tensor.
     // oneDNN 2.x computes dst = output_scale[oc] * (sum(src_q * wei_q) + bias), so the bias
     // is given in the accumulator's scale and output_scale maps it to dst's scale.
-    const float in_scale = int8() ? (cur_ == Loc::user ? input_scale() : cur_scale_) : 1.f;
+    const float in_scale = int8() ? (cur_ == Loc::user ? scales().input() : cur_scale_) : 1.f;
     std::vector<float> wei_scale(l.cout, 1.f), out_scales;
     dnnl::primitive_attr attr = onednn::attr(true);
     if (int8()) {
-      for (int o = 0; o < l.cout; ++o) {
-        float mx = 0;
-        for (size_t k = o; k < w.kernel.size(); k += l.cout)
-          mx = std::max(mx, std::abs(w.kernel[k]));
-        wei_scale[o] = mx > 0 ? s8_weight_max(act_type() == dt::u8) / mx : 1.f;
-      }
-      const float out_scale = output_scale(l.name);
+      wei_scale = Int8Scales::weights(w, act_type() == dt::u8);
+      const float out_scale = scales().output(l.name);
       for (int o = 0; o < l.cout; ++o) out_scales.push_back(out_scale / (in_scale * wei_scale[o]));
       attr.set_output_scales(1 << 1, out_scales);
       next_scale_ = out_scale;
@@ -265,7 +196,7 @@ class Builder {
   // {N, C, H, W} -> {N, C, H/2, W/2}: max 2x2 stride 2 (floor), in the current layout.
   void add_pool(const LayerSpec& l, const Shape& in, const Shape& out) {
     if (cur_ == Loc::user) {
-      const float scale = int8() ? input_scale() : 1.f;
+      const float scale = int8() ? scales().input() : 1.f;
       add_reorder_to(memory::desc(nchw(in), act_type(), tag::nhwc), "input", Loc::act0, scale);
       cur_scale_ = next_scale_ = scale;
     }
@@ -341,6 +272,7 @@ class Builder {
   memory::desc cur_md_;
   Loc cur_ = Loc::user;
   float cur_scale_ = 1.f, next_scale_ = 1.f;  // int8: q = x * scale of the current activation
+  std::optional<Int8Scales> scales_;
   size_t act_size_ = 0, scratch_ = 0;
   std::vector<Pending> pending_;
 };
@@ -434,52 +366,6 @@ void Vgg16::forward(const float* src, int n, float* dst) {
       },
       "VGG16 forward failed");
   if (n < batch) std::memcpy(dst, out, n * out_row * sizeof(float));
-}
-
-Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
-                               const float* images, int n) {
-  Int8Calibration c;
-  c.from = cfg.from;
-  c.images = n;
-  const int first = layer_index(cfg.from) + 1, last = layer_index(cfg.to);
-  // One f32 net per layer, chained: every layer's output is seen.
-  std::vector<Vgg16> nets;
-  std::string prev = cfg.from;
-  int h = cfg.height, w = cfg.width;
-  // Small batches: 18 nets each hold their own activation buffers.
-  const int batch = std::min(cfg.batch, 4);
-  for (int i = first; i <= last; ++i) {
-    NetConfig one = cfg;
-    one.batch = batch;
-    one.precision = Precision::f32;
-    // --algo is an f32 choice the int8 net ignores: the ranges are measured with it where
-    // oneDNN has it (as before), with direct convolutions elsewhere.
-    if (!machine().runs(Precision::f32, one.algo)) one.algo = ConvAlgo::direct;
-    one.calibration = nullptr;
-    one.from = prev;
-    one.to = std::string(vgg16_layers()[i].name);
-    one.height = h;
-    one.width = w;
-    nets.emplace_back(weights, one);
-    h = nets.back().output_shape().h;
-    w = nets.back().output_shape().w;
-    prev = one.to;
-  }
-  const size_t in_row = nets.front().input_shape().per_image();
-  for (size_t k = 0; k < in_row * n; ++k) c.input = std::max(c.input, std::abs(images[k]));
-  std::vector<float> a, b;
-  for (int start = 0; start < n; start += batch) {
-    const int m = std::min(batch, n - start);
-    a.assign(images + start * in_row, images + (start + m) * in_row);
-    for (auto& net : nets) {
-      b.resize(static_cast<size_t>(m) * net.output_shape().per_image());
-      net.forward(a.data(), m, b.data());
-      float& mx = c.outputs[net.config().to];
-      for (float v : b) mx = std::max(mx, v);
-      std::swap(a, b);
-    }
-  }
-  return c;
 }
 
 }  // namespace tl

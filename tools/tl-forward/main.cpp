@@ -9,6 +9,7 @@
 
 #include "cli.hpp"
 #include "tl/machine.hpp"
+#include "tl/int8_quantization.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
 

@@ -12,27 +12,16 @@
 #pragma once
 
 #include <cstddef>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "tl/int8_calibration.hpp"
 #include "tl/precision.hpp"
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
 
 namespace tl {
-
-// Activation ranges for int8 (u8 activations, s8 weights with per-output-channel scales):
-// the largest |value| of the net's input and the largest value of each layer's output,
-// measured in f32 on sample images (calibrate_int8). Saved with the features so that a run
-// can reuse them.
-struct Int8Calibration {
-  std::string from;                      // the layer whose output feeds the net ("input")
-  float input = 0;                       // max |x| of that input
-  std::map<std::string, float> outputs;  // layer name -> max of its (post-ReLU) output
-  int images = 0;                        // how many images were measured
-};
 
 struct NetConfig {
   int batch = 1;
@@ -86,10 +75,5 @@ class Vgg16 {
  private:
   std::unique_ptr<Impl> impl_;
 };
-
-// Measures int8 ranges by running the layers of `cfg` (from..to, f32) one at a time over
-// `n` preprocessed images (NHWC, as Vgg16::forward takes them), cfg.batch at a time.
-Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
-                               const float* images, int n);
 
 }  // namespace tl
