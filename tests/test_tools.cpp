@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "image_fixtures.hpp"
@@ -338,6 +339,39 @@ TEST(Tools, BadValuesExit2NamingTheOptionAndTheAcceptedValues) {
   };
   for (const auto& c : cases) expect_usage_error(c);
   // None of these got far enough to write anything.
+  EXPECT_TRUE(fs::is_empty(d.path()));
+}
+
+// --batch, --threads, --weights and --seed are defined once (tools/common/cli.hpp): every tool
+// that has one refuses the same bad value with the same message (issue 17, item 4).
+TEST(Tools, SharedOptionsGiveOneMessageInEveryTool) {
+  TempDir d;
+  const std::map<std::string, std::vector<std::string>> base{
+      {"tl-extract", {"--images", (d / "imgs").string(), "--output", (d / "o.h5").string()}},
+      {"tl-train", {"--train", (d / "t.h5").string(), "--output", (d / "m.h5").string()}},
+      {"tl-predict",
+       {"--model", (d / "m.h5").string(), "--features", (d / "t.h5").string(), "--output",
+        (d / "p.csv").string()}},
+      {"tl-forward", {}},
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad{
+      {{"--batch", "0"}, "--batch: 0 (must be at least 1)"},
+      {{"--threads", "-1"}, "--threads: -1 (must be >= 0)"},
+      {{"--weights", ""}, "--weights: empty (a Keras .h5 file or random:SEED)"},
+  };
+  for (const auto& [tool, args] : base)
+    for (const auto& [extra, message] : bad) {
+      std::vector<std::string> a = args + extra;
+      if (tool == "tl-train" && extra[0] == "--weights")
+        a = a + std::vector<std::string>{"--finetune", "block5"};
+      expect_usage_error({tool, a, {message}});
+    }
+  for (const std::string tool : {"tl-extract", "tl-train"})
+    for (const std::string seed : {"-1", "x", "9223372036854775808", ""})
+      expect_usage_error(
+          {tool,
+           base.at(tool) + std::vector<std::string>{"--seed", seed},
+           {fmt::format("--seed: '{}' (must be an integer from 0 to 9223372036854775807)", seed)}});
   EXPECT_TRUE(fs::is_empty(d.path()));
 }
 

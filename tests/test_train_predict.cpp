@@ -10,6 +10,7 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -1254,6 +1255,82 @@ TEST(OutputSafety, TheChildReadTurnsACrashOrAHangIntoAnErrorNamingTheFile) {
              "'y.h5' is damaged: reading it did not finish in 1 s");
   EXPECT_NO_THROW(read_in_child_first("z.h5", [] { throw Error("an ordinary error"); }));
   EXPECT_NO_THROW(read_in_child_first("z.h5", [] {}));
+}
+
+}  // namespace
+}  // namespace tl
+
+namespace tl {
+namespace {
+
+// tl-train's settings that cannot run are refused by the library, naming the option, before
+// any file is read (the feature file below does not exist: the option must be what is named).
+TEST(TrainRunValidate, RefusesSettingsThatCannotRunBeforeReadingAnything) {
+  TempDir d;
+  TrainRunConfig ok;
+  ok.train = {d / "missing.h5"};
+  ok.output = d / "m.h5";
+  EXPECT_NO_THROW(validate(ok));
+  struct Case {
+    std::function<void(TrainRunConfig&)> set;
+    std::string says;
+  };
+  const std::vector<Case> cases{
+      {[](auto& c) { c.options.epochs = 0; }, "--epochs: 0 (must be at least 1)"},
+      {[](auto& c) { c.options.patience = -1; }, "--patience: -1 (must be >= 0)"},
+      {[](auto& c) { c.finetune.weights = "random:1"; }, "--weights and --head-init go with"},
+      {[](auto& c) { c.finetune.head_init = "h.h5"; }, "--weights and --head-init go with"},
+      {[](auto& c) {
+         c.finetune.enabled = true;
+         c.finetune.epochs = -1;
+       },
+       "--finetune-epochs: -1 (must be >= 0)"},
+      {[](auto& c) {
+         c.finetune.enabled = true;
+         c.finetune.clip_norm = -1;
+       },
+       "--finetune-clip-norm: -1 (must be >= 0)"},
+      {[](auto& c) {
+         c.finetune.enabled = true;
+         c.finetune.precision = Precision::int8;
+       },
+       "--finetune-precision: int8 (accepted: f32, bf16)"},
+  };
+  for (const auto& c : cases) {
+    TrainRunConfig cfg = ok;
+    c.set(cfg);
+    std::ostringstream log;
+    std::string e;
+    try {
+      run_training(cfg, log);
+    } catch (const UsageError& u) {
+      e = u.what();
+    }
+    EXPECT_HAS(e, c.says);
+    EXPECT_FALSE(fs::exists(cfg.output));
+  }
+}
+
+TEST(TrainRunValidate, ChooseHeadFollowsTheCommandLine) {
+  TrainRunConfig c;
+  choose_head(c, "", {});
+  EXPECT_TRUE(c.logreg);  // the default
+  EXPECT_EQ(c.head.kind, HeadKind::linear);
+  choose_head(c, "", {"--lr"});  // SGD options alone keep their meaning: linear by SGD
+  EXPECT_FALSE(c.logreg);
+  EXPECT_EQ(c.head.kind, HeadKind::linear);
+  choose_head(c, "mlp", {"--epochs"});
+  EXPECT_FALSE(c.logreg);
+  EXPECT_EQ(c.head.kind, HeadKind::mlp);
+  EXPECT_HAS(testing::error_of([&] { choose_head(c, "cnn", {}); }),
+             "--head: unknown head 'cnn' (accepted: logreg, linear, mlp)");
+  EXPECT_HAS(testing::error_of([&] {
+               choose_head(c, "logreg", {"--lr", "--epochs"});
+             }),
+             "--lr, --epochs take no part");
+  c.finetune.enabled = true;  // phase 2 uses them
+  choose_head(c, "logreg", {"--epochs"});
+  EXPECT_TRUE(c.logreg);
 }
 
 }  // namespace

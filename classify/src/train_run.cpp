@@ -374,9 +374,6 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
         meta.pool == Pool::none ? "" : fmt::format(" pooled ({})", to_string(meta.pool))));
   const Vgg16Weights weights = block5_weights(ft, meta);
   log << "block5 weights: " << weights.describe() << "\n";
-  if (ft.precision == Precision::int8)
-    throw UsageError("--finetune-precision: int8 (accepted: f32, bf16)");
-  machine().require_training(ft.precision, "--finetune-precision");
   Block5 block5(weights, row_shape_of(meta), ft.precision);
   const Shape out = block5.output_row();
 
@@ -494,8 +491,42 @@ TrainRunSummary run_finetune(const TrainRunConfig& cfg, std::ostream& log,
 
 }  // namespace
 
+void choose_head(TrainRunConfig& cfg, std::string_view head,
+                 const std::vector<std::string>& sgd_options) {
+  const std::string_view kind = !head.empty() ? head : sgd_options.empty() ? "logreg" : "linear";
+  if (kind != "logreg" && kind != "linear" && kind != "mlp")
+    throw UsageError(
+        fmt::format("--head: unknown head '{}' (accepted: logreg, linear, mlp)", kind));
+  cfg.logreg = kind == "logreg";
+  if (cfg.logreg && !sgd_options.empty() && !cfg.finetune.enabled)
+    throw UsageError(fmt::format(
+        "--head logreg is fitted by L-BFGS, {} {} no part in it (use --head linear or mlp)",
+        fmt::join(sgd_options, ", "), sgd_options.size() == 1 ? "takes" : "take"));
+  cfg.head.kind = cfg.logreg ? HeadKind::linear : parse_head_kind(kind);
+}
+
+void validate(const TrainRunConfig& cfg) {
+  const TrainOptions& o = cfg.options;
+  if (o.epochs < 1) throw UsageError(fmt::format("--epochs: {} (must be at least 1)", o.epochs));
+  if (o.patience < 0) throw UsageError(fmt::format("--patience: {} (must be >= 0)", o.patience));
+  const FinetuneConfig& ft = cfg.finetune;
+  if (!ft.enabled) {
+    if (!ft.weights.empty() || !ft.head_init.empty())
+      throw UsageError("--weights and --head-init go with --finetune block5");
+    return;
+  }
+  if (ft.epochs < 0)
+    throw UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
+  if (!(ft.clip_norm >= 0))
+    throw UsageError(fmt::format("--finetune-clip-norm: {} (must be >= 0)", ft.clip_norm));
+  if (ft.precision == Precision::int8)
+    throw UsageError("--finetune-precision: int8 (accepted: f32, bf16)");
+  machine().require_training(ft.precision, "--finetune-precision");
+}
+
 TrainRunSummary run_training(const TrainRunConfig& cfg, std::ostream& log,
                              const std::atomic<bool>* stop) {
+  validate(cfg);  // before any file is read
   if (cfg.train.empty()) throw UsageError("--train: at least one feature file is required");
   if (cfg.output.empty()) throw UsageError("--output: required (the model file to write)");
   // Before anything is read: no output may destroy an input or another output (issue 15).

@@ -110,14 +110,57 @@ std::pair<int, int> parse_size(const std::string& s, const char* option) {
           parse_int(std::string_view(s).substr(x + 1), option, s)};
 }
 
+void add_batch(po::options_description& g, int& batch, const char* help) {
+  g.add_options()("batch",
+                  po::value(&batch)->default_value(batch)->value_name("N")->notifier([](int b) {
+                    if (b < 1) throw UsageError(fmt::format("--batch: {} (must be at least 1)", b));
+                  }),
+                  help);
+}
+
+void add_threads(po::options_description& g, int& threads) {
+  g.add_options()("threads",
+                  po::value(&threads)->default_value(threads)->value_name("N")->notifier([](int t) {
+                    if (t < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", t));
+                  }),
+                  "threads (0 = all cores)");
+}
+
+void add_weights(po::options_description& g, std::string& weights, const char* help) {
+  g.add_options()("weights",
+                  po::value(&weights)->value_name("FILE|random:SEED")->notifier([](auto& w) {
+                    if (w.empty())
+                      throw UsageError("--weights: empty (a Keras .h5 file or random:SEED)");
+                  }),
+                  help);
+}
+
+void add_seed(po::options_description& g, std::uint64_t& seed, const char* help) {
+  // Read as text: Boost would take "-1" for 2^64 - 1. Below 2^63: files store seeds as int64.
+  g.add_options()("seed",
+                  po::value<std::string>()
+                      ->default_value(std::to_string(seed))
+                      ->value_name("N")
+                      ->notifier([&seed](const std::string& s) {
+                        constexpr std::uint64_t kMax = (std::uint64_t{1} << 63) - 1;
+                        std::uint64_t v = 0;
+                        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+                        if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v > kMax)
+                          throw UsageError(fmt::format(
+                              "--seed: '{}' (must be an integer from 0 to {})", s, kMax));
+                        seed = v;
+                      }),
+                  help);
+}
+
 po::options_description NetOptions::options() {
   po::options_description g("Network");
-  g.add_options()(
-      "weights", po::value(&weights)->value_name("FILE|random:SEED"),
-      "Keras VGG16 weights (.h5, the notop or full file); random:SEED for seeded random "
-      "weights (not pretrained). Default: ~/.keras/models/vgg16_weights_tf_dim_ordering_tf_"
-      "kernels_notop.h5")("layer", po::value(&layer)->default_value(layer)->value_name("NAME"),
-                          "VGG16 layer whose output is used (block1_conv1 ... block5_pool)")(
+  add_weights(g, weights,
+              "Keras VGG16 weights (.h5, the notop or full file); random:SEED for seeded random "
+              "weights (not pretrained). Default: ~/.keras/models/vgg16_weights_tf_dim_ordering_"
+              "tf_kernels_notop.h5");
+  g.add_options()("layer", po::value(&layer)->default_value(layer)->value_name("NAME"),
+                  "VGG16 layer whose output is used (block1_conv1 ... block5_pool)")(
       "size", po::value(&size)->default_value(size)->value_name("N|HxW"),
       "network input size (at least 32x32)")(
       "precision",
@@ -125,8 +168,8 @@ po::options_description NetOptions::options() {
       "compute precision; auto: the fastest this CPU runs natively (see --version)")(
       "algo", po::value(&algo)->value_name("direct|winograd|auto"),
       "f32 convolution algorithm (default: winograd where oneDNN has it, i.e. AVX-512; "
-      "direct elsewhere)")("threads", po::value(&threads)->default_value(threads)->value_name("N"),
-                           "threads (0 = all cores)");
+      "direct elsewhere)");
+  add_threads(g, threads);
   return g;
 }
 
@@ -150,7 +193,6 @@ NetConfig NetOptions::config(int batch) const {
   parse_option("--size", size, [&](const std::string&) {  // size errors up front
     return infer_shapes({batch, c.height, c.width, 3}, c.from, c.to);
   });
-  if (threads < 0) throw UsageError(fmt::format("--threads: {} (must be >= 0)", threads));
   return c;
 }
 
@@ -193,10 +235,10 @@ ImageOptions ImageOptionsCli::image(int height, int width) const {
 po::options_description AugmentOptionsCli::options() {
   po::options_description g("Augmentation (Keras ImageDataGenerator)");
   g.add_options()("augment", po::value(&copies)->default_value(copies)->value_name("K"),
-                  "after each image's row, write K augmented copies of it (0 = none)")(
-      "seed", po::value(&seed)->default_value(seed)->value_name("N"),
-      "seed of the augmented copies")("rotation", po::value(&rotation)->value_name("DEG"),
-                                      "rotation_range: angle ~ U(-DEG, DEG)")(
+                  "after each image's row, write K augmented copies of it (0 = none)");
+  add_seed(g, seed, "seed of the augmented copies");
+  g.add_options()("rotation", po::value(&rotation)->value_name("DEG"),
+                  "rotation_range: angle ~ U(-DEG, DEG)")(
       "width-shift", po::value(&width_shift)->value_name("F"),
       "width_shift_range: shift ~ U(-F, F) x width (F < 1)")(
       "height-shift", po::value(&height_shift)->value_name("F"),

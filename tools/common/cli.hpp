@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -76,6 +77,18 @@ auto parse_option(const char* option, const std::string& value, F&& parse) {
     throw UsageError(std::string(option) + ": " + e.what());
   }
 }
+
+// The options several tools share, each defined here once, with its one check and message
+// (run when the command line is parsed, before anything is read or written). `help` says what
+// the option does in this tool; the variable's value is its default.
+//   --batch N                  N >= 1         "--batch: 0 (must be at least 1)"
+//   --threads N                N >= 0         "--threads: -1 (must be >= 0)"; 0 = all cores
+//   --weights FILE|random:SEED not empty      "--weights: empty (a Keras .h5 file or random:SEED)"
+//   --seed N                   0 .. 2^63 - 1  "--seed: '-1' (must be an integer from 0 to ...)"
+void add_batch(po::options_description& g, int& batch, const char* help);
+void add_threads(po::options_description& g, int& threads);
+void add_weights(po::options_description& g, std::string& weights, const char* help);
+void add_seed(po::options_description& g, std::uint64_t& seed, const char* help);
 
 // Network options shared by tl-forward, tl-extract and tl-predict: weights, layer, size,
 // precision, algorithm, threads.

@@ -52,8 +52,8 @@ int main(int argc, char** argv) {
         "calibration", po::value(&calibration)->value_name("FILE.h5"),
         "reuse the ranges stored in an earlier int8 feature file instead");
     po::options_description run("Running");
-    run.add_options()("batch", po::value(&batch)->default_value(batch)->value_name("N"),
-                      "images per forward pass")(
+    tl::cli::add_batch(run, batch, "images per forward pass");
+    run.add_options()(
         "schedule",
         po::value(&schedule)->default_value(schedule)->value_name("shared-net|net-per-thread"),
         "shared-net: one net on all cores while TBB decodes; net-per-thread: each thread runs "
@@ -97,7 +97,6 @@ int main(int argc, char** argv) {
       throw tl::UsageError("--calibrate and --calibration: give one or the other");
     cfg.weights = net.weights;
     cfg.threads = net.threads;
-    if (batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", batch));
     cfg.net = net.config(batch);
     std::cerr << net.choice(cfg.net);
     cfg.image = img.image(cfg.net.height, cfg.net.width);

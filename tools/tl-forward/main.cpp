@@ -8,8 +8,8 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
-#include "tl/machine.hpp"
 #include "tl/int8_quantization.hpp"
+#include "tl/machine.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
 
@@ -38,13 +38,12 @@ int main(int argc, char** argv) {
     int batch = 8, iters = 3;
     net.weights = "random:1";
     tl::cli::po::options_description g("Timing");
-    g.add_options()("batch", tl::cli::po::value(&batch)->default_value(batch), "images per batch")(
-        "iters", tl::cli::po::value(&iters)->default_value(iters),
-        "timed batches (after one warm-up)");
+    tl::cli::add_batch(g, batch, "images per batch");
+    g.add_options()("iters", tl::cli::po::value(&iters)->default_value(iters),
+                    "timed batches (after one warm-up)");
     p.add(net.options());
     p.add(g);
     if (!p.parse()) return 0;
-    if (batch < 1) throw tl::UsageError("--batch: must be at least 1");
     if (iters < 1) throw tl::UsageError("--iters: must be at least 1");
     const int threads = tl::cli::set_threads(net.threads);
     const tl::NetConfig cfg = net.config(batch);

@@ -24,14 +24,12 @@ int main(int argc, char** argv) {
         "features", po::value(&features)->value_name("FILE.h5"), "features from tl-extract")(
         "images", po::value(&images)->value_name("DIR"),
         "or an image folder (class sub-folders give labels)")(
-        "weights", po::value(&cfg.weights)->value_name("FILE|random:SEED"),
-        "VGG16 weights for --images (default: the model's random:SEED, else the Keras cache); "
-        "their SHA-256 must match the model's")(
-        "force", po::bool_switch(&cfg.force), "accept features or weights other than the model's")(
-        "batch", po::value(&cfg.batch)->default_value(32)->value_name("N"),
-        "images per forward pass")("threads",
-                                   po::value(&cfg.threads)->default_value(0)->value_name("N"),
-                                   "threads (0 = all cores)");
+        "force", po::bool_switch(&cfg.force), "accept features or weights other than the model's");
+    tl::cli::add_weights(in, cfg.weights,
+                         "VGG16 weights for --images (default: the model's random:SEED, else the "
+                         "Keras cache); their SHA-256 must match the model's");
+    tl::cli::add_batch(in, cfg.batch, "images per forward pass");
+    tl::cli::add_threads(in, cfg.threads);
     po::options_description out("Output");
     out.add_options()("output", po::value(&output)->value_name("FILE.csv"),
                       "predictions: path,label,predicted,probability (+ top-k columns)")(
@@ -53,7 +51,6 @@ int main(int argc, char** argv) {
     cfg.output = output;
     cfg.metrics_json = metrics;
     cfg.plot = plot;
-    if (cfg.batch < 1) throw tl::UsageError("--batch: must be at least 1");
     cfg.threads = tl::cli::set_threads(cfg.threads);
     const std::atomic<bool>& stop = tl::cli::stop_on_signals();
     tl::PredictRunSummary s;

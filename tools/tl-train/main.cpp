@@ -62,18 +62,19 @@ int main(int argc, char** argv) {
         "momentum", po::value(&momentum)->default_value(0.f)->value_name("X"), "sgd momentum")(
         "weight-decay", po::value(&weight_decay)->default_value(0.f)->value_name("X"),
         "L2 on kernels")("epochs", po::value(&o.epochs)->default_value(o.epochs)->value_name("N"),
-                         "epochs")(
-        "batch", po::value(&o.batch)->default_value(o.batch)->value_name("N"), "batch size")(
+                         "epochs");
+    tl::cli::add_batch(fit, o.batch, "batch size");
+    fit.add_options()(
         "patience", po::value(&o.patience)->default_value(0)->value_name("N"),
         "early stopping on val_loss after N epochs without improvement (0 = off); the best "
         "epoch's weights are kept")(
         "class-weight",
         po::value(&class_weight)->default_value(class_weight)->value_name("none|balanced"),
-        "balanced: weight classes by n / (classes * count)")(
-        "seed", po::value(&o.seed)->default_value(0)->value_name("N"),
-        "initialisation, shuffling, dropout and validation split (same seed and threads: "
-        "bit-identical model)")("threads", po::value(&threads)->default_value(0)->value_name("N"),
-                                "threads (0 = all cores)");
+        "balanced: weight classes by n / (classes * count)");
+    tl::cli::add_seed(fit, o.seed,
+                      "initialisation, shuffling, dropout and validation split (same seed and "
+                      "threads: bit-identical model)");
+    tl::cli::add_threads(fit, threads);
     po::options_description out("Output");
     out.add_options()("output", po::value(&output)->value_name("MODEL.h5"), "the model file")(
         "history", po::value(&history)->value_name("FILE.csv"),
@@ -90,9 +91,11 @@ int main(int argc, char** argv) {
     tune.add_options()(
         "finetune", po::value(&finetune)->value_name("block5"),
         "train block5_conv1..3 + block5_pool + the head on features cached at block4_pool: "
-        "first the head with block5 frozen (--epochs, --optimizer, --lr), then both together")(
-        "weights", po::value(&ft.weights)->value_name("FILE|random:SEED"),
-        "VGG16 weights block5 starts from (default: the ones the features were made with)")(
+        "first the head with block5 frozen (--epochs, --optimizer, --lr), then both together");
+    tl::cli::add_weights(
+        tune, ft.weights,
+        "VGG16 weights block5 starts from (default: the ones the features were made with)");
+    tune.add_options()(
         "head-init", po::value<std::string>()->value_name("MODEL.h5"),
         "start from this head (trained on block5_pool features of the same images) and skip "
         "the first phase")("finetune-epochs",
@@ -120,51 +123,27 @@ int main(int argc, char** argv) {
     p.add(tune);
     p.add(out);
     if (!p.parse()) return 0;
-    if (!finetune.empty() && finetune != "block5")
-      throw tl::UsageError(
-          fmt::format("--finetune: '{}' (accepted: block5, the only block trained)", finetune));
-    ft.enabled = !finetune.empty();
-    if (!ft.enabled && (!ft.weights.empty() || p.vm().count("head-init")))
-      throw tl::UsageError("--weights and --head-init go with --finetune block5");
+    ft.enabled = !finetune.empty() && tl::cli::parse_option("--finetune", finetune, [](auto& s) {
+      if (s != "block5")
+        throw tl::UsageError(fmt::format("'{}' (accepted: block5, the only block trained)", s));
+      return true;
+    });
     if (p.vm().count("head-init")) ft.head_init = p.vm()["head-init"].as<std::string>();
     ft.optimizer.kind = tl::cli::parse_option("--finetune-optimizer", ft_optimizer,
                                               [](auto& s) { return tl::parse_optimizer(s); });
-    if (ft_precision != "f32" && ft_precision != "bf16")
-      throw tl::UsageError(
-          fmt::format("--finetune-precision: '{}' (accepted: f32, bf16)", ft_precision));
-    ft.precision = tl::parse_precision(ft_precision);
-    if (ft.enabled) tl::machine().require_training(ft.precision, "--finetune-precision");
-    if (!(ft.clip_norm >= 0))
-      throw tl::UsageError(fmt::format("--finetune-clip-norm: {} (must be >= 0)", ft.clip_norm));
-    if (ft.epochs < 0)
-      throw tl::UsageError(fmt::format("--finetune-epochs: {} (must be >= 0)", ft.epochs));
-    // Checked before any feature file is read, naming the option.
-    if (o.epochs < 1)
-      throw tl::UsageError(fmt::format("--epochs: {} (must be at least 1)", o.epochs));
-    if (o.batch < 1) throw tl::UsageError(fmt::format("--batch: {} (must be at least 1)", o.batch));
-    if (o.patience < 0)
-      throw tl::UsageError(fmt::format("--patience: {} (must be >= 0)", o.patience));
+    ft.precision = tl::cli::parse_option("--finetune-precision", ft_precision,
+                                         [](auto& s) { return tl::parse_precision(s); });
     for (const auto& f : train) cfg.train.emplace_back(f);
     for (const auto& f : val) cfg.val.emplace_back(f);
     cfg.output = output;
     cfg.history_csv = history;
     cfg.metrics_json = metrics;
     cfg.plot = plot;
-    // No head options: logreg. SGD options without --head keep their old meaning (linear).
     std::vector<std::string> sgd_given;
     for (const char* o :
          {"optimizer", "lr", "momentum", "weight-decay", "epochs", "batch", "patience"})
-      if (p.vm().count(o) && !p.vm()[o].defaulted()) sgd_given.push_back(std::string("--") + o);
-    if (p.vm()["head"].defaulted() && !sgd_given.empty()) head = "linear";
-    cfg.logreg = head == "logreg";
-    if (cfg.logreg && !sgd_given.empty() && !ft.enabled)
-      throw tl::UsageError(fmt::format(
-          "--head logreg is fitted by L-BFGS, {} {} no part in it (use --head linear or mlp)",
-          fmt::join(sgd_given, ", "), sgd_given.size() == 1 ? "takes" : "take"));
-    if (head != "logreg" && head != "linear" && head != "mlp")
-      throw tl::UsageError(
-          fmt::format("--head: unknown head '{}' (accepted: logreg, linear, mlp)", head));
-    cfg.head.kind = cfg.logreg ? tl::HeadKind::linear : tl::parse_head_kind(head);
+      if (p.given(o)) sgd_given.push_back(std::string("--") + o);
+    tl::choose_head(cfg, p.given("head") ? head : "", sgd_given);
     cfg.head.pool =
         tl::cli::parse_option("--pool", pool, [](auto& s) { return tl::parse_pool(s); });
     cfg.head.dropout = dropout;

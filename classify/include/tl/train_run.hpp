@@ -10,6 +10,8 @@
 #include <atomic>
 #include <filesystem>
 #include <iosfwd>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "tl/dense_head.hpp"
@@ -68,6 +70,19 @@ struct TrainRunSummary {
   bool in_memory = true;
   double seconds = 0;
 };
+
+// tl-train's choice of head from its command line: `head` as given ("" when not: logreg, or
+// linear when an SGD-family option is given, which keeps that option's older meaning),
+// `sgd_options` the SGD-family options given ("--lr", ...). Sets cfg.logreg and cfg.head.kind.
+// UsageError for an unknown head, and for --head logreg with SGD options (unless fine-tuning,
+// where they drive phase 2).
+void choose_head(TrainRunConfig& cfg, std::string_view head,
+                 const std::vector<std::string>& sgd_options);
+
+// UsageError naming the option for settings that cannot run, whatever the data: epochs,
+// patience, fine-tuning's epochs, clip norm and precision (refused on a CPU without native
+// kernels for it), --weights / --head-init without fine-tuning. run_training checks them first.
+void validate(const TrainRunConfig& cfg);
 
 // Throws UsageError for options that do not fit the data or outputs that would destroy an
 // input, another output or a file of another kind (tl::check_outputs; `overwrite` allows the
