@@ -9,6 +9,7 @@
 
 #include "tl/error.hpp"
 #include "tl/output_file.hpp"
+#include "tl/plots.hpp"
 
 namespace tl {
 namespace canvas {
@@ -19,10 +20,6 @@ void draw_text(cv::Mat& img, const std::string& s, cv::Point at, const Font& f, 
   const int x = at.x - (h == Align::centre ? size.width / 2 : h == Align::end ? size.width : 0);
   const int y = at.y + (v == Align::start ? size.height : v == Align::centre ? size.height / 2 : 0);
   cv::putText(img, s, {x, y}, f.face, f.scale, colour, f.thickness, cv::LINE_AA);
-}
-
-cv::Scalar bgr(Rgb c) {
-  return {static_cast<double>(c.b), static_cast<double>(c.g), static_cast<double>(c.r)};
 }
 
 cv::Size text_size(const std::string& s, const Font& f, int* baseline) {

@@ -16,12 +16,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "tl/plots.hpp"
-
 namespace tl::canvas {
-
-// OpenCV's channel order for a colour.
-cv::Scalar bgr(Rgb c);
 
 inline const cv::Scalar kWhite(255, 255, 255);
 inline const cv::Scalar kInk(40, 40, 40);          // text

@@ -18,6 +18,11 @@ using namespace canvas;
 
 namespace {
 
+// OpenCV's channel order for a colour.
+cv::Scalar bgr(Rgb c) {
+  return {static_cast<double>(c.b), static_cast<double>(c.g), static_cast<double>(c.r)};
+}
+
 struct Series {
   std::vector<double> y;  // one value per epoch; NaN where there is none
   cv::Scalar colour;
