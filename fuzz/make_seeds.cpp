@@ -73,11 +73,11 @@ void write_features(const fs::path& p, bool complete, tl::h5::DType dtype) {
   f.write_attr("format_version", tl::kFeatureFormatVersion);
   f.write_attr("model", "VGG16");
   for (const auto& [k, v] : {std::pair<const char*, std::string>{"layer", m.layer},
-                             {"preprocess", m.preprocess},
-                             {"resize", m.resize},
-                             {"precision", m.precision},
+                             {"preprocess", std::string(tl::to_string(m.preprocess))},
+                             {"resize", std::string(tl::to_string(m.resize))},
+                             {"precision", std::string(tl::to_string(m.precision))},
                              {"algo", m.algo},
-                             {"pool", m.pool},
+                             {"pool", std::string(tl::to_string(m.pool))},
                              {"dtype", dtype == tl::h5::DType::f16 ? "f16" : "f32"},
                              {"weights", m.weights},
                              {"weights_sha256", ""},
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
     write_keras(out / "keras_weights" / "keras1.h5", false);
     write_features(out / "feature_file" / "complete.h5", true, tl::h5::DType::f32);
     write_features(out / "feature_file" / "unfinished-f16.h5", false, tl::h5::DType::f16);
-    write_model(out / "model_file" / "linear.h5", tl::HeadKind::linear, tl::Pool::flatten);
+    write_model(out / "model_file" / "linear.h5", tl::HeadKind::linear, tl::Pool::none);
     write_model(out / "model_file" / "mlp-avg.h5", tl::HeadKind::mlp, tl::Pool::avg);
 
     const fs::path l = out / "image_list";

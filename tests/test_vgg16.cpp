@@ -9,8 +9,8 @@
 #include "reference_vgg16.hpp"
 #include "test_util.hpp"
 #include "tl/error.hpp"
-#include "tl/machine.hpp"
 #include "tl/int8_quantization.hpp"
+#include "tl/machine.hpp"
 #include "tl/vgg16.hpp"
 
 namespace tl {
@@ -120,8 +120,8 @@ TEST(Vgg16Stack, WholeStackBf16) {
 }
 
 // int8 against the float64 reference, relative to the output's scale, per kind of int8
-// kernel (lib/src/vgg16.cpp, s8_weight_max). Measured with these tests' data: the largest
-// single-layer error and the whole stack at 32x32.
+// kernel (lib/src/int8_quantization.cpp, s8_weight_max). Measured with these tests' data: the
+// largest single-layer error and the whole stack at 32x32.
 struct Int8Bound {
   const char* kernels;
   double layer, stack;

@@ -236,7 +236,7 @@ KernelProbe probe(const dnnl::engine& eng, const char* what, dt first_src, dt sr
 }
 
 // Fine-tuning's bf16 convolutions: forward (training), backward data and backward weights of
-// a 512 -> 512 layer (block5), f32 bias and weight gradients as block5.cpp keeps them.
+// a 512 -> 512 layer (block5), f32 bias and weight gradients as conv_layer.cpp keeps them.
 KernelProbe probe_bf16_training(const dnnl::engine& eng, const std::string& isa) {
   try {
     using dnnl::algorithm, dnnl::prop_kind;
