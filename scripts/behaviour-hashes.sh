@@ -7,7 +7,7 @@
 #   scripts/behaviour-hashes.sh > before.txt   ...change...   scripts/behaviour-hashes.sh | diff before.txt -
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=build/tools
+bin=$(realpath "${TL_BIN:-build/tools}")  # TL_BIN: the tools of another build (say, of the base)
 py=${TL_PYTHON:-/usr/bin/python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -64,7 +64,11 @@ done
 model() { # name args...
   local name=$1; shift
   for t in 1 2; do
-    q "$bin/tl-train" --output "$work/$name-$t.h5" --history "$work/$name-$t.csv" --threads $t "$@"
+    rc=0
+    "$bin/tl-train" --output "$work/$name-$t.h5" --history "$work/$name-$t.csv" --threads $t "$@" \
+      >/dev/null 2>&1 || rc=$?
+    if [ $rc -eq 2 ]; then echo "model-$name refused (exit 2)"; return; fi  # e.g. bf16 on AVX2
+    [ $rc -eq 0 ] || { echo "failed ($rc): tl-train $*" >&2; exit 1; }
     hash_h5 "model-$name-t$t" "$work/$name-$t.h5" /head /block5
     echo "history-$name-t$t $(sha256sum < "$work/$name-$t.csv" | cut -d' ' -f1)"
   done
