@@ -12,6 +12,12 @@
 
 namespace tl {
 
+Precision parse_training_precision(std::string_view s) {
+  if (s == "f32") return Precision::f32;
+  if (s == "bf16") return Precision::bf16;
+  throw UsageError(fmt::format("unknown training precision '{}' (accepted: f32, bf16)", s));
+}
+
 const std::vector<std::string>& block5_layers() {
   static const std::vector<std::string> names{"block5_conv1", "block5_conv2", "block5_conv3"};
   return names;

@@ -18,58 +18,58 @@ namespace fs = std::filesystem;
 
 namespace tl {
 
-FeatureMeta output_meta(const ExtractConfig& cfg_, const Vgg16Weights& w, const ImageList& list_,
+FeatureMeta output_meta(const ExtractConfig& cfg, const Vgg16Weights& w, const ImageList& list,
                         std::int64_t entries) {
   FeatureMeta m;
-  m.layer = cfg_.net.to;
-  m.input_height = cfg_.net.height;
-  m.input_width = cfg_.net.width;
-  m.preprocess = cfg_.image.preprocess;
-  m.resize = cfg_.image.resize;
-  m.precision = cfg_.net.precision;
+  m.layer = cfg.net.to;
+  m.input_height = cfg.net.height;
+  m.input_width = cfg.net.width;
+  m.preprocess = cfg.image.preprocess;
+  m.resize = cfg.image.resize;
+  m.precision = cfg.net.precision;
   m.algo = "";  // what ran, recorded with the first rows (FeatureWriter::record_machine)
-  m.pool = cfg_.pool;
-  m.dtype = cfg_.dtype;
+  m.pool = cfg.pool;
+  m.dtype = cfg.dtype;
   m.weights = w.sha256.empty() ? w.source : fs::path(w.source).filename().string();
   m.weights_sha256 = w.sha256;
   m.weights_pretrained = w.pretrained;
   const Shape s =
-      infer_shapes({1, cfg_.net.height, cfg_.net.width, 3}, kInputLayer, cfg_.net.to).back();
-  m.feature_shape = cfg_.pool == Pool::none ? std::vector<std::int64_t>{s.h, s.w, s.c}
-                                            : std::vector<std::int64_t>{s.c};
+      infer_shapes({1, cfg.net.height, cfg.net.width, 3}, kInputLayer, cfg.net.to).back();
+  m.feature_shape = cfg.pool == Pool::none ? std::vector<std::int64_t>{s.h, s.w, s.c}
+                                           : std::vector<std::int64_t>{s.c};
   // The folder itself (symlinks resolved, no trailing '/'): a resume or merge over another
   // folder holding the same names is refused (FeatureMeta::difference).
   std::error_code ec;
-  fs::path root = fs::weakly_canonical(fs::absolute(cfg_.images), ec);
-  if (ec) root = fs::absolute(cfg_.images).lexically_normal();
+  fs::path root = fs::weakly_canonical(fs::absolute(cfg.images), ec);
+  if (ec) root = fs::absolute(cfg.images).lexically_normal();
   if (!root.has_filename() && root.has_parent_path()) root = root.parent_path();
   m.images_root = root.string();
-  m.list_fingerprint = list_.fingerprint();
-  m.classes = list_.classes;
-  m.shard_index = cfg_.shard.index;
-  m.shard_count = cfg_.shard.count;
+  m.list_fingerprint = list.fingerprint();
+  m.classes = list.classes;
+  m.shard_index = cfg.shard.index;
+  m.shard_count = cfg.shard.count;
   m.entries_total = entries;
-  m.augment = cfg_.augment;
+  m.augment = cfg.augment;
   m.tool_version = kVersion;
   return m;
 }
 
 // int8 ranges for a new file: given, read from --calibration FILE, or measured on a sample
 // of the whole list (the same sample for every shard). A resumed file keeps its own.
-std::shared_ptr<const Int8Calibration> int8_ranges_for_new_file(const ExtractConfig& cfg_,
+std::shared_ptr<const Int8Calibration> int8_ranges_for_new_file(const ExtractConfig& cfg,
                                                                 const Vgg16Weights& weights,
-                                                                const ImageList& list_,
-                                                                std::ostream& log_) {
-  if (cfg_.calibration_data) return cfg_.calibration_data;
-  if (!cfg_.calibration_file.empty()) {
-    auto c = std::make_shared<Int8Calibration>(read_calibration(cfg_.calibration_file));
+                                                                const ImageList& list,
+                                                                std::ostream& log) {
+  if (cfg.calibration_data) return cfg.calibration_data;
+  if (!cfg.calibration_file.empty()) {
+    auto c = std::make_shared<Int8Calibration>(read_calibration(cfg.calibration_file));
     if (c->from != kInputLayer)
       throw UsageError(fmt::format("--calibration: '{}' was calibrated from '{}', not images",
-                                   cfg_.calibration_file.string(), c->from));
+                                   cfg.calibration_file.string(), c->from));
     return c;
   }
   return std::make_shared<Int8Calibration>(
-      calibrate_on_images(weights, cfg_.net, list_, cfg_.image, cfg_.calibrate, log_));
+      calibrate_on_images(weights, cfg.net, list, cfg.image, cfg.calibrate, log));
 }
 
 ExtractOutput::ExtractOutput(

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli.hpp"
+#include "tl/block5.hpp"
 #include "tl/machine.hpp"
 #include "tl/train_run.hpp"
 
@@ -132,7 +133,7 @@ int main(int argc, char** argv) {
     ft.optimizer.kind = tl::cli::parse_option("--finetune-optimizer", ft_optimizer,
                                               [](auto& s) { return tl::parse_optimizer(s); });
     ft.precision = tl::cli::parse_option("--finetune-precision", ft_precision,
-                                         [](auto& s) { return tl::parse_precision(s); });
+                                         [](auto& s) { return tl::parse_training_precision(s); });
     for (const auto& f : train) cfg.train.emplace_back(f);
     for (const auto& f : val) cfg.val.emplace_back(f);
     cfg.output = output;

@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tl/conv_layer.hpp"
@@ -31,6 +32,10 @@ const std::vector<std::string>& block5_layers();
 
 // The layer before block5: fine-tuning reads features cached there.
 inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
+
+// The precisions block5 trains in: "f32" or "bf16" (int8 is not trained); UsageError naming
+// the accepted values otherwise.
+Precision parse_training_precision(std::string_view s);
 
 // block5_conv1 -> block5_conv2 -> block5_conv3 (ReLU each) -> block5_pool.
 class Block5 {
