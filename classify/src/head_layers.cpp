@@ -12,11 +12,7 @@
 
 namespace tl {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
-using onednn::Op;
-using onednn::prop_of;
+using namespace onednn;
 
 namespace {
 

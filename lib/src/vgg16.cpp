@@ -22,9 +22,7 @@
 
 namespace tl {
 
-using dnnl::memory;
-using tag = memory::format_tag;
-using dt = memory::data_type;
+using namespace onednn;
 
 namespace {
 

@@ -28,6 +28,11 @@
 
 namespace tl::onednn {
 
+// Short names for what every layer file describes: `using namespace tl::onednn;` in a source.
+using memory = dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
 // The one CPU engine every primitive and memory of tlkit is built on.
 const dnnl::engine& engine();
 
