@@ -33,15 +33,10 @@ std::vector<float> input(const tl::Shape& s) {
 
 void run(benchmark::State& state, tl::NetConfig cfg) {
   try {
-    if (cfg.precision == tl::Precision::int8) {  // ranges measured on the benchmark's input
-      tl::NetConfig f32 = cfg;
-      f32.precision = tl::Precision::f32;
-      const auto x = input(tl::Vgg16(weights(), f32).input_shape());
-      cfg.calibration = std::make_shared<tl::Int8Calibration>(
-          tl::calibrate_int8(weights(), f32, x.data(), cfg.batch));
-    }
+    const auto x = input(tl::Vgg16::input_shape_of(cfg));
+    if (cfg.precision == tl::Precision::int8)  // ranges measured on the benchmark's input
+      cfg = tl::with_ranges_from(weights(), cfg, x.data(), cfg.batch);
     tl::Vgg16 net(weights(), cfg);
-    const auto x = input(net.input_shape());
     std::vector<float> y(net.output_shape().elems());
     net.forward(x.data(), cfg.batch, y.data());  // warm-up
     for (auto _ : state) net.forward(x.data(), cfg.batch, y.data());

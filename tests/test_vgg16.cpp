@@ -245,6 +245,28 @@ TEST(Vgg16Net, AlgoUsedIsWhatRan) {
   EXPECT_HAS(wino.describe(), "wino");
 }
 
+// The input shape without a net, and int8 ranges measured on the very batch a net will run
+// (tl-forward and the benchmarks): the same as calibrate_int8 on an f32 copy of the config.
+TEST(Vgg16Net, InputShapeOfAndRangesFromTheBatchItself) {
+  for (const NetConfig& c :
+       {NetConfig{.batch = 3, .height = 40, .width = 48, .to = "block1_pool"},
+        NetConfig{
+            .batch = 2, .height = 8, .width = 8, .from = "block3_pool", .to = "block4_conv1"}}) {
+    const Shape s = Vgg16::input_shape_of(c);
+    EXPECT_EQ(s, Vgg16(weights(), c).input_shape());
+  }
+  NetConfig cfg{.batch = 2, .height = 32, .width = 32, .to = "block1_pool"};
+  const auto x = ref::random_input(2 * 32 * 32 * 3, 2, -100.f, 100.f);
+  const Int8Calibration want = calibrate_int8(weights(), cfg, x.data(), 2);
+  cfg.precision = Precision::int8;
+  const NetConfig got = with_ranges_from(weights(), cfg, x.data(), 2);
+  ASSERT_TRUE(got.calibration);
+  EXPECT_EQ(got.precision, Precision::int8);
+  EXPECT_EQ(got.calibration->outputs, want.outputs);
+  EXPECT_EQ(got.calibration->input, want.input);
+  EXPECT_NO_THROW(Vgg16(weights(), got));
+}
+
 TEST(Vgg16Net, Int8NeedsAMatchingCalibration) {
   EXPECT_HAS_THROW_MSG(
       Vgg16(weights(), {.batch = 1, .height = 32, .width = 32, .precision = Precision::int8}),

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include <fmt/format.h>
@@ -100,6 +101,13 @@ Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg
     }
   }
   return c;
+}
+
+NetConfig with_ranges_from(const Vgg16Weights& weights, NetConfig cfg, const float* images, int n) {
+  NetConfig f32 = cfg;
+  f32.precision = Precision::f32;
+  cfg.calibration = std::make_shared<Int8Calibration>(calibrate_int8(weights, f32, images, n));
+  return cfg;
 }
 
 }  // namespace tl

@@ -283,9 +283,7 @@ Vgg16::Vgg16(const Vgg16Weights& weights, const NetConfig& config)
   // What this CPU has no native kernel for is refused (UsageError naming the ISA), never run on
   // oneDNN's reference code or swapped for another algorithm in silence.
   machine().require_net(config.precision, config.algo);
-  const int first = layer_index(config.from) + 1;
-  const int cin = first == 0 ? 3 : vgg16_layers()[first - 1].cout;
-  impl_->in_shape = {config.batch, config.height, config.width, cin};
+  impl_->in_shape = input_shape_of(config);
   onednn::call([&] { Builder(*impl_).build(weights); },
                "oneDNN could not build VGG16 ({} -> {}, {})", config.from, config.to,
                to_string(config.precision));
@@ -308,10 +306,15 @@ double Vgg16::macs_per_image() const {
   return impl_->macs;
 }
 
+Shape Vgg16::input_shape_of(const NetConfig& config) {
+  const int first = layer_index(config.from) + 1;
+  return {config.batch, config.height, config.width,
+          first == 0 ? 3 : vgg16_layers()[first - 1].cout};
+}
+
 std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
   const int first = layer_index(config.from) + 1;
-  const Shape in{config.batch, config.height, config.width,
-                 first == 0 ? 3 : vgg16_layers()[first - 1].cout};
+  const Shape in = input_shape_of(config);
   const std::vector<Shape> shapes = infer_shapes(in, config.from, config.to);
   const double act_elem = config.precision == Precision::f32    ? 4
                           : config.precision == Precision::bf16 ? 2

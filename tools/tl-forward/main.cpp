@@ -51,20 +51,11 @@ int main(int argc, char** argv) {
     const tl::Vgg16Weights w = tl::load_weights(net.weights);
     std::cerr << "weights: " << w.describe() << "\n"
               << tl::machine().summary() << ", " << threads << " threads\n";
-    tl::NetConfig run_cfg = cfg;
-    std::vector<float> x;
-    if (cfg.precision == tl::Precision::int8) {  // ranges from the generated batch itself
-      tl::NetConfig f32 = cfg;
-      f32.precision = tl::Precision::f32;
-      if (!tl::machine().runs(tl::Precision::f32, f32.algo)) f32.algo = tl::ConvAlgo::direct;
-      x = generated_batch(tl::Vgg16(w, f32).input_shape());
-      run_cfg.calibration =
-          std::make_shared<tl::Int8Calibration>(tl::calibrate_int8(w, f32, x.data(), batch));
-    }
-    tl::Vgg16 vgg(w, run_cfg);
-
-    const tl::Shape in = vgg.input_shape();
-    if (x.empty()) x = generated_batch(in);
+    const tl::Shape in = tl::Vgg16::input_shape_of(cfg);
+    const std::vector<float> x = generated_batch(in);
+    tl::Vgg16 vgg(w, cfg.precision == tl::Precision::int8  // ranges from the batch itself
+                         ? tl::with_ranges_from(w, cfg, x.data(), batch)
+                         : cfg);
     std::vector<float> y(vgg.output_shape().elems());
 
     vgg.forward(x.data(), batch, y.data());  // warm-up: first-touch and JIT
@@ -79,8 +70,8 @@ int main(int argc, char** argv) {
         "VGG16 {} -> {}: input [{}, {}, {}, 3] -> output [{}, {}, {}, {}] ({}, {})\n"
         "{:.2f} images/s, {:.1f} GFLOP/s, {:.1f} ms per batch of {} (mean output {:.4g})\n",
         cfg.from, cfg.to, in.n, in.h, in.w, o.n, o.h, o.w, o.c, tl::to_string(cfg.precision),
-        tl::to_string(cfg.algo), ips, ips * 2 * vgg.macs_per_image() / 1e9, 1e3 * s / iters, batch,
-        sum / y.size());
+        tl::to_string(vgg.algo_used()), ips, ips * 2 * vgg.macs_per_image() / 1e9, 1e3 * s / iters,
+        batch, sum / y.size());
     return 0;
   });
 }

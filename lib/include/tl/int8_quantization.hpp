@@ -39,4 +39,8 @@ class Int8Scales {
 Int8Calibration calibrate_int8(const Vgg16Weights& weights, const NetConfig& cfg,
                                const float* images, int n);
 
+// `cfg` (precision int8) with ranges measured on `n` of the very images it will run, NHWC as
+// Vgg16::forward takes them: for benchmarks and tl-forward, which have no image list.
+NetConfig with_ranges_from(const Vgg16Weights& weights, NetConfig cfg, const float* images, int n);
+
 }  // namespace tl

@@ -55,6 +55,9 @@ class Vgg16 {
   // per-image NHWC float32. 1 <= n <= batch (a short last batch is padded internally).
   void forward(const float* src, int n, float* dst);
 
+  // input_shape() of a net built for `config`, without building it. UsageError for a bad layer.
+  static Shape input_shape_of(const NetConfig& config);
+
   // Multiply-accumulates per image of the layers this net runs.
   double macs_per_image() const;
 
