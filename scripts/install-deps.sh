@@ -16,6 +16,7 @@ packages=(
   libssl-dev                                # SHA-256 of weight files (libcrypto)
   zlib1g-dev                                # reading the demo data set (.gz)
   libgtest-dev libbenchmark-dev             # tests and benchmarks
+  dpkg-dev help2man                         # the Debian package: Depends, man pages
   dataset-fashion-mnist                     # the demo's real data set
 )
 
