@@ -1,8 +1,6 @@
 // Block5: VGG16's top block with trainable weights, on ConvLayer and MaxPoolLayer.
 #include "tl/block5.hpp"
 
-#include <algorithm>
-#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>

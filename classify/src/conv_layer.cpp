@@ -59,11 +59,10 @@ ConvLayer::ConvLayer(int batch, int h, int w, int cin, int cout, bool relu, Pass
   const memory::dims strides{1, 1}, pad{1, 1};
   onednn::call(
       [&] {
-        const auto prop = prop_of(pass);
         // {N, cin, H, W} -> {N, cout, H, W}
         dnnl::convolution_forward::primitive_desc fpd(
-            dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, conv_src,
-                                            wei_any, bias, dst, strides, pad, pad),
+            dnnl::convolution_forward::desc(prop_of(pass), dnnl::algorithm::convolution_direct,
+                                            conv_src, wei_any, bias, dst, strides, pad, pad),
             onednn::attr(relu), onednn::engine());
         m.fwd = Op(fpd, dnnl::convolution_forward(fpd),
                    {{DNNL_ARG_SRC, conv_src},

@@ -50,9 +50,8 @@ DenseLayer::DenseLayer(int batch, int in, int out, Pass pass, Scratchpad& scratc
   const memory::desc wei({out, in}, dt::f32, tag::io), bias({out}, dt::f32, tag::x);
   onednn::call(
       [&] {
-        const auto prop = prop_of(pass);
         dnnl::inner_product_forward::primitive_desc fpd(
-            dnnl::inner_product_forward::desc(prop, src, wei, bias, dst), onednn::attr(),
+            dnnl::inner_product_forward::desc(prop_of(pass), src, wei, bias, dst), onednn::attr(),
             onednn::engine());
         m.fwd = Op(fpd, dnnl::inner_product_forward(fpd),
                    {{DNNL_ARG_SRC, src},
@@ -155,9 +154,8 @@ ReluLayer::ReluLayer(int batch, int size, Pass pass, Scratchpad& scratch)
   const memory::desc md = rows_md(batch, size);
   onednn::call(
       [&] {
-        const auto prop = prop_of(pass);
         dnnl::eltwise_forward::primitive_desc fpd(
-            dnnl::eltwise_forward::desc(prop, dnnl::algorithm::eltwise_relu, md, 0.f),
+            dnnl::eltwise_forward::desc(prop_of(pass), dnnl::algorithm::eltwise_relu, md, 0.f),
             onednn::attr(), onednn::engine());
         m.fwd =
             Op(fpd, dnnl::eltwise_forward(fpd), {{DNNL_ARG_SRC, md}, {DNNL_ARG_DST, md}}, scratch);

@@ -44,10 +44,10 @@ MaxPoolLayer::MaxPoolLayer(int batch, int h, int w, int c, Pass pass, Scratchpad
   const auto alg = dnnl::algorithm::pooling_max;
   onednn::call(
       [&] {
-        const auto prop = prop_of(pass);
         // {N, C, H, W} -> {N, C, H/2, W/2}
         dnnl::pooling_forward::primitive_desc fpd(
-            dnnl::pooling_forward::desc(prop, alg, src, dst, {2, 2}, {2, 2}, {0, 0}, pad_r),
+            dnnl::pooling_forward::desc(prop_of(pass), alg, src, dst, {2, 2}, {2, 2}, {0, 0},
+                                        pad_r),
             onednn::attr(), onednn::engine());
         if (pass == Pass::training) {
           m.fwd = Op(fpd, dnnl::pooling_forward(fpd),

@@ -17,9 +17,9 @@
 #include <iosfwd>
 #include <string>
 
-#include "tl/image.hpp"
 #include "tl/feature_file.hpp"
 #include "tl/global_pool.hpp"
+#include "tl/image.hpp"
 #include "tl/image_augment.hpp"
 #include "tl/image_list.hpp"
 #include "tl/vgg16.hpp"
