@@ -473,6 +473,32 @@ TEST(TrainRunErrors, BadDataIsRefusedNamingTheFile) {
 
 // ---- the model file -------------------------------------------------------------------------
 
+// A setting the files name in a way this tlkit does not know is an Error naming the file and
+// the attribute (settings are enums; issue 17): a feature file's, and a model's /features.
+TEST(ModelFile, AnUnknownSettingNamesTheFileAndTheAttribute) {
+  TempDir d;
+  const HeadConfig hc{.kind = HeadKind::linear, .classes = 3, .input = {1, 2, 2, 8}};
+  DenseHead head(hc, 1);
+  save_model(d / "m.h5", ModelInfo{.head = hc, .classes = kClasses, .features = synth_meta()},
+             head);
+  {
+    auto f = h5::File::open(d / "m.h5", h5::Mode::read_write);
+    f.open_group("features").write_attr("resize", "cubic");
+  }
+  const std::string e = testing::error_of([&] { load_model(d / "m.h5"); });
+  EXPECT_HAS(e, (d / "m.h5").string());
+  EXPECT_HAS(e, "'cubic' (accepted: nearest, bilinear, area, crop)");
+
+  write_features(d / "f.h5", synth_meta(), separable(synth_meta(), 2, 1));
+  {
+    auto f = h5::File::open(d / "f.h5", h5::Mode::read_write);
+    f.write_attr("pool", "mean");
+  }
+  const std::string ef = testing::error_of([&] { FeatureReader r(d / "f.h5"); });
+  EXPECT_HAS(ef, (d / "f.h5").string());
+  EXPECT_HAS(ef, "attribute pool: unknown pooling 'mean'");
+}
+
 TEST(ModelFile, SaveLoadRoundTripsEverything) {
   TempDir d;
   const HeadConfig hc{.kind = HeadKind::mlp,
