@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -311,6 +312,25 @@ void check_features_fit(const ModelInfo& model, const FeatureMeta& m, const fs::
         "--force uses them anyway",
         m.weights, m.weights_sha256.empty() ? "-" : m.weights_sha256.substr(0, 12), want.weights,
         want.weights_sha256.empty() ? "-" : want.weights_sha256.substr(0, 12)));
+}
+
+std::string weights_for_model(const ModelInfo& m, const std::string& weights, bool force) {
+  const bool model_random = m.features.weights.rfind("random:", 0) == 0;
+  const std::string spec = !weights.empty() ? weights : model_random ? m.features.weights : "";
+  if (force) return spec;
+  std::string sha = spec;
+  if (spec.rfind("random:", 0) != 0) {
+    const auto file = spec.empty() ? find_keras_cache() : std::optional<fs::path>(spec);
+    sha = file ? sha256_file(*file) : "";
+  }
+  const std::string want = model_random ? m.features.weights : m.features.weights_sha256;
+  if (!sha.empty() && sha != want)
+    throw Error(fmt::format(
+        "VGG16 weights '{}' differ from the ones the model was trained on ({}, sha256 {}); "
+        "--force uses them anyway",
+        spec.empty() ? "(Keras cache)" : spec, m.features.weights,
+        m.features.weights_sha256.empty() ? "-" : m.features.weights_sha256));
+  return spec;
 }
 
 }  // namespace tl

@@ -32,22 +32,8 @@ fs::path extract_for_model(const PredictRunConfig& cfg, const ModelInfo& m, std:
   ExtractConfig e;
   e.images = cfg.images;
   e.output = fs::path(cfg.output.string() + ".features.h5");
-  const bool model_random = m.features.weights.rfind("random:", 0) == 0;
-  e.weights = !cfg.weights.empty() ? cfg.weights : model_random ? m.features.weights : "";
-  if (!cfg.force) {  // refuse other weights before spending time on the extraction
-    std::string sha = e.weights;
-    if (e.weights.rfind("random:", 0) != 0) {
-      const auto file = e.weights.empty() ? find_keras_cache() : std::optional<fs::path>(e.weights);
-      sha = file ? sha256_file(*file) : "";
-    }
-    const std::string want = model_random ? m.features.weights : m.features.weights_sha256;
-    if (!sha.empty() && sha != want)
-      throw Error(
-          fmt::format("VGG16 weights '{}' differ from the ones the model was trained on "
-                      "({}, sha256 {}); --force uses them anyway",
-                      e.weights.empty() ? "(Keras cache)" : e.weights, m.features.weights,
-                      m.features.weights_sha256.empty() ? "-" : m.features.weights_sha256));
-  }
+  // Refuses other weights before spending time on the extraction.
+  e.weights = weights_for_model(m, cfg.weights, cfg.force);
   e.net.batch = cfg.batch;
   e.net.height = m.features.input_height;
   e.net.width = m.features.input_width;

@@ -63,4 +63,9 @@ std::vector<int> model_class_indices(const std::vector<std::string>& classes,
 void check_features_fit(const ModelInfo& model, const FeatureMeta& m,
                         const std::filesystem::path& features_file, bool force);
 
+// The VGG16 weights that reproduce the model's features: `weights` when given, else the
+// model's random:SEED, else "" (the Keras cache, see load_weights). Unless `force`, Error when
+// their SHA-256 (or seed) is not the model's, before anything is computed.
+std::string weights_for_model(const ModelInfo& m, const std::string& weights, bool force);
+
 }  // namespace tl
