@@ -33,8 +33,19 @@ std::string_view kind_name(FileKind k) {
       return "a text file";
     case FileKind::image:
       return "a PNG image";
+    case FileKind::onnx:
+      return "an ONNX model";
   }
   return "?";
+}
+
+// An ONNX ModelProto as protobuf serialises it: field 1 (ir_version, a varint from 1 to 127)
+// first, then a length-delimited field (producer_name, ..., graph: fields 2 to 8). No text
+// file starts with byte 0x08.
+bool looks_like_onnx(const char* head) {
+  const auto b = [&](int i) { return static_cast<unsigned char>(head[i]); };
+  return b(0) == 0x08 && b(1) >= 1 && b(1) < 0x80 && (b(2) & 7) == 2 && (b(2) >> 3) >= 2 &&
+         (b(2) >> 3) <= 8;
 }
 
 // What an existing regular file holds, from its first bytes (and an HDF5 file's "format").
@@ -54,6 +65,7 @@ std::optional<FileKind> kind_of(const fs::path& p) {
     return FileKind::features;  // some other HDF5 file: data, never text or an image
   }
   if (std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0) return FileKind::image;
+  if (looks_like_onnx(head)) return FileKind::onnx;
   return std::nullopt;  // text or anything else: replaceable by text
 }
 

@@ -16,7 +16,7 @@
 namespace tl {
 
 // What an output holds, to refuse replacing a file of another kind.
-enum class FileKind { features, model, text, image };
+enum class FileKind { features, model, text, image, onnx };
 
 struct InputFile {
   std::string option;  // "--train"
