@@ -15,7 +15,7 @@ install(TARGETS tl_core tl_extract tl_classify tl_warnings
         EXPORT tlkitTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
-install(TARGETS tl-extract tl-train tl-predict tl-merge tl-forward
+install(TARGETS tl-extract tl-train tl-predict tl-merge tl-forward tl-export
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/lib/include/ ${PROJECT_SOURCE_DIR}/extract/include/
                   ${PROJECT_SOURCE_DIR}/classify/include/

@@ -11,7 +11,8 @@ if(TL_MAN_PAGES)
   set(name_tl-predict "apply a model from tl-train to cached features or to images")
   set(name_tl-merge "merge the shards of a Slurm array extraction into one feature file")
   set(name_tl-forward "time VGG16's convolutional base on a generated image batch")
-  foreach(tool tl-extract tl-train tl-predict tl-merge tl-forward)
+  set(name_tl-export "write a model from tl-train as ONNX (the head, or image to probabilities)")
+  foreach(tool tl-extract tl-train tl-predict tl-merge tl-forward tl-export)
     set(page ${PROJECT_BINARY_DIR}/man/${tool}.1)
     add_custom_command(OUTPUT ${page}.gz  # gzip -9n, as Debian ships man pages
                        COMMAND ${CMAKE_COMMAND} -E make_directory ${PROJECT_BINARY_DIR}/man

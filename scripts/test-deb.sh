@@ -22,7 +22,7 @@ echo "test-deb: $(basename "$deb"), $(du -k "$deb" | cut -f1) KiB"
 dpkg-deb --field "$deb" Depends | sed 's/^/test-deb: Depends: /'
 contents=$(dpkg-deb --contents "$deb")
 for f in usr/bin/tl-extract usr/bin/tl-train usr/bin/tl-predict usr/bin/tl-merge \
-  usr/bin/tl-forward usr/share/man/man1/tl-extract.1.gz usr/share/doc/tlkit/GUIDE.md \
+  usr/bin/tl-forward usr/bin/tl-export usr/share/man/man1/tl-export.1.gz usr/share/man/man1/tl-extract.1.gz usr/share/doc/tlkit/GUIDE.md \
   usr/lib/cmake/tlkit/tlkitConfig.cmake usr/include/tl/vgg16.hpp; do
   grep -q " \./$f$" <<<"$contents" || { echo "test-deb: $f not in the package" >&2; exit 1; }
 done
@@ -40,8 +40,10 @@ quiet /usr/bin/tl-train --train "$work/f.h5" --head linear --epochs 1 --output "
 quiet /usr/bin/tl-predict --model "$work/m.h5" --features "$work/f.h5" --output "$work/p.csv" \
   --quiet
 [ "$(wc -l < "$work/p.csv")" -eq 11 ] || { echo "test-deb: expected 10 predictions" >&2; exit 1; }
+quiet /usr/bin/tl-export --model "$work/m.h5" --network --output "$work/m.onnx"
+[ -s "$work/m.onnx" ] || { echo "test-deb: tl-export wrote no ONNX file" >&2; exit 1; }
 $sudo apt-get remove -y -qq tlkit >/dev/null
-for t in tl-extract tl-train tl-predict tl-merge tl-forward; do
+for t in tl-extract tl-train tl-predict tl-merge tl-forward tl-export; do
   [ ! -e "/usr/bin/$t" ] || { echo "test-deb: /usr/bin/$t left after removal" >&2; exit 1; }
 done
 echo "test-deb: installed, ran from /usr/bin, removed"
