@@ -17,8 +17,21 @@ packages=(
   zlib1g-dev                                # reading the demo data set (.gz)
   libgtest-dev libbenchmark-dev             # tests and benchmarks
   dpkg-dev help2man                         # the Debian package: Depends, man pages
+  libonnx-dev libprotobuf-dev               # tl-export: ONNX's schema, checker (and protobuf)
   dataset-fashion-mnist                     # the demo's real data set
 )
+
+# ONNX Runtime for the ONNX tests (tests/onnx): npm's onnxruntime-node at the version its
+# package-lock.json pins; --ignore-scripts, as its install script only fetches extras. Node.js
+# comes with the machine; Debian's nodejs and npm where it does not.
+onnxruntime() {
+  local dir=tests/onnx
+  [ -d "$dir/node_modules/onnxruntime-node" ] && return 0
+  echo "install-deps: npm ci --ignore-scripts in $dir (onnxruntime-node)"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+}
+cd "$(dirname "$0")/.."
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +39,7 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  onnxruntime
   exit 0
 fi
 
@@ -35,4 +49,5 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+onnxruntime
 echo "install-deps: done"

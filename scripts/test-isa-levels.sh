@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the network, machine, extraction, training, tool and guide tests again with oneDNN's
+# Runs the network, machine, extraction, training, tool, guide and ONNX tests again with oneDNN's
 # dispatch capped (ONEDNN_MAX_CPU_ISA), so that the code paths of smaller CPUs are tested on
 # whatever CPU this is: AVX2 always (AMD Zen 2/3, Intel Haswell/Broadwell), and AVX512_CORE
 # (AVX-512 without VNNI/BF16: Skylake-SP) when this CPU has more than that. A level this CPU
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 levels=("$@")
 [ ${#levels[@]} -gt 0 ] || levels=(AVX2 AVX512_CORE)
-labels='^(unit:(test_machine|test_vgg16|test_extract|test_classify|test_logreg|test_train_predict|test_finetune|test_merge|test_tools)|docs)$'
+labels='^(unit:(test_machine|test_vgg16|test_extract|test_classify|test_logreg|test_train_predict|test_finetune|test_merge|test_tools)|docs|onnx)$'
 flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
 has() { grep -qw "$1" <<<"$flags"; }
 for level in "${levels[@]}"; do
