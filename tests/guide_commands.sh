@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the commands of docs/GUIDE.md on a tiny data set (10 classes x 10 training, 5 held-out
 # Fashion-MNIST PNGs) and checks that the guide and this script agree:
-#   - every tl-extract/tl-train/tl-predict/tl-merge command in the guide's bash blocks uses
+#   - every tl-extract/tl-train/tl-predict/tl-merge/tl-export command in the guide's bash blocks uses
 #     options that the tool's --help lists;
 #   - every such one-line command appears below, character for character, once the guide's
 #     ImageNet weights are replaced by `--weights random:1 --size 32` (fast, no weights file;
-#     tl-predict takes its size from the model, so there only the weights change);
+#     tl-predict and tl-export take the size from the model, so there only the weights change);
 #   - --slurm-array submits (a fake sbatch keeps the script), its 8 tasks run with the Slurm
 #     variables simulated, a lost task is rerun, tl-merge's file equals the single-machine one;
 #   - the guide's h5py snippets run as written (skipped when python3 lacks h5py).
@@ -19,7 +19,7 @@ self="$here/$(basename "$0")"
 guide="$here/../docs/GUIDE.md"
 python=${TL_PYTHON:-/usr/bin/python3}
 [ -f "$guide" ] || { echo "guide_commands: $guide not found" >&2; exit 1; }
-for t in tl-extract tl-train tl-predict tl-merge; do
+for t in tl-extract tl-train tl-predict tl-merge tl-export; do
   [ -x "$build/tools/$t" ] || { echo "guide_commands: $build/tools/$t not built" >&2; exit 1; }
 done
 [ -x "$build/data/tl-demo-data" ] || { echo "guide_commands: $build/data/tl-demo-data not built" >&2; exit 1; }
@@ -67,7 +67,7 @@ checked=0
 while IFS=$'\t' read -r _ line; do
   # Split at ; && || | so that each piece holds at most one command.
   while IFS= read -r piece; do
-    for t in tl-extract tl-train tl-predict tl-merge; do
+    for t in tl-extract tl-train tl-predict tl-merge tl-export; do
       re="(^|[[:space:](])$t([[:space:]]|\$)"
       [[ "$piece" =~ $re ]] || continue
       rest=${piece#*"$t"}
@@ -86,11 +86,11 @@ echo "$checked options checked"
 say "every one-line tl-* command of the guide is run by this script"
 listed=0
 while IFS=$'\t' read -r _ line; do
-  [[ "$line" =~ ^(tl-extract|tl-train|tl-predict|tl-merge)[[:space:]] ]] || continue
+  [[ "$line" =~ ^(tl-extract|tl-train|tl-predict|tl-merge|tl-export)[[:space:]] ]] || continue
   # The sbatch script and the collect loop are run as written, as wholes, below.
   [[ "$line" == *'$SLURM_'* || "$line" == *'${args[@]}'* ]] && continue
-  # tl-predict takes the size from the model: only the weights change there.
-  if [[ "$line" == tl-predict* ]]; then sub="--weights random:1"; else sub="--weights random:1 --size 32"; fi
+  # tl-predict and tl-export take the size from the model: only the weights change there.
+  if [[ "$line" == tl-predict* || "$line" == tl-export* ]]; then sub="--weights random:1"; else sub="--weights random:1 --size 32"; fi
   mine=${line//--weights vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5/$sub}
   grep -qxF -- "$mine" "$self" || fail "this script does not run the guide's command: $mine"
   listed=$((listed + 1))
@@ -207,6 +207,14 @@ else
   echo "bf16 refused here, as the guide says: $msg"
 fi
 tl-extract --images data/train --output train-auto.h5 --precision auto --weights random:1 --size 32
+
+say "15. ONNX export"
+tl-export --model model.h5 --output model-head.onnx
+tl-export --model model.h5 --weights random:1 --output model.onnx
+for f in model-head.onnx model.onnx; do [ -s "$f" ] || fail "tl-export did not write $f"; done
+rc=0
+tl-export --model model.h5 --weights random:2 --output never.onnx 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] && [ ! -e never.onnx ] || fail "tl-export with other weights: exit $rc, expected 1"
 
 say "exit codes"
 expect() {  # expect CODE command...
