@@ -275,6 +275,15 @@ onnx::ModelProto read_onnx(const fs::path& p) {
   return m;
 }
 
+TEST(OnnxExport, TheToolSaysWhatIsMissingAndExitsTwo) {
+  const auto r = testing::run_program({TL_EXPORT_BIN, "--output", "x.onnx"});
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_HAS(r.out, "tl-export: error: --model");
+  const auto h = testing::run_program({TL_EXPORT_BIN, "--help"});
+  EXPECT_EQ(h.code, 0);
+  EXPECT_HAS(h.out, "--network");
+}
+
 TEST(OnnxExport, MetadataNamesTheClassesAndSettingsAndTheGraphPassesTheChecker) {
   testing::TempDir t;
   const fs::path model = small_model(t);
@@ -323,6 +332,10 @@ TEST(OnnxExport, BadInputIsAClearErrorAndTheOutputIsUntouched) {
       [&] { export_onnx({.model = model, .output = t / "x.onnx", .weights = "random:4"}, log); });
   EXPECT_HAS(other, "random:4");
   EXPECT_HAS(other, "--force");
+  EXPECT_HAS(testing::error_of([&] {
+               export_onnx({.model = model, .output = t / "x.onnx", .weights = t / "nope.h5"}, log);
+             }),
+             "nope.h5");
   EXPECT_FALSE(fs::exists(t / "x.onnx"));
   export_onnx({.model = model, .output = t / "x.onnx", .weights = "random:4", .force = true}, log);
   EXPECT_TRUE(fs::exists(t / "x.onnx"));

@@ -219,14 +219,22 @@ OnnxExportSummary export_onnx(const OnnxExportConfig& cfg, std::ostream& log) {
   onnx::ModelProto proto;
   OnnxGraph g(proto, kOpset);
   Builder b(g);
-  Tensor x;
+  // The graph's input: resized pixels, or feature rows as stored ([N, H, W, C] or [N, C]).
+  Dims input_dims{-1};
+  if (network) {
+    input_dims.insert(input_dims.end(), {f.input_height, f.input_width, 3});
+  } else {
+    input_dims.insert(input_dims.end(), f.feature_shape.begin(), f.feature_shape.end());
+    if (input_dims.size() != 4 && input_dims.size() != 2)
+      throw Error(fmt::format("'{}': feature rows of rank {} (want [H, W, C] or [C])",
+                              cfg.model.string(), f.feature_shape.size()));
+  }
+  Tensor x{g.input(network ? "image" : "features", input_dims), input_dims};
   std::string weights_note;
   if (network) {
     const std::string spec = weights_for_model(info, cfg.weights, cfg.force);
     const Vgg16Weights w = load_weights(spec, convs_up_to(f.layer));
     weights_note = w.describe();
-    x = {g.input("image", {-1, f.input_height, f.input_width, 3}),
-         {-1, f.input_height, f.input_width, 3}};
     x = b.preprocess(b.to_nchw(x), f.preprocess);
     const auto layers = vgg16_layers();
     for (int i = 0; i <= layer_index(f.layer); ++i) {
@@ -236,15 +244,7 @@ OnnxExportSummary export_onnx(const OnnxExportConfig& cfg, std::ostream& log) {
               : b.max_pool(x, std::string(l.name));
     }
     x = b.global_pool(x, f.pool, f.layer + "_pool_" + std::string(to_string(f.pool)));
-  } else {
-    Dims dims{-1};
-    for (const std::int64_t d : f.feature_shape) dims.push_back(d);
-    if (dims.size() != 4 && dims.size() != 2)
-      throw Error(fmt::format("'{}': feature rows of rank {} (want [H, W, C] or [C])",
-                              cfg.model.string(), f.feature_shape.size()));
-    x = {g.input("features", dims), dims};
   }
-  const Dims input_dims = network ? Dims{-1, f.input_height, f.input_width, 3} : x.dims;
   if (finetuned) {
     for (const ConvWeights& c : model.block5) x = b.conv(x, c);
     x = b.max_pool(x, "block5_pool");
