@@ -15,6 +15,7 @@
 #include "tl/int8_quantization.hpp"
 #include "tl/vgg16.hpp"
 #include "tl/weights.hpp"
+#include "tl/winograd.hpp"
 
 namespace {
 
@@ -94,6 +95,36 @@ void ConvArgs(benchmark::internal::Benchmark* b) {
       if (layers[i].kind == tl::LayerKind::conv) b->Args({i, p});
 }
 BENCHMARK(Conv)->Apply(ConvArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// tlkit's own Winograd F(4x4, 3x3) (issue 19) on one conv layer at its 224x224-input shape,
+// batch 8, next to Conv's f32 direct: args = {layer index}. GFLOP/s are direct-equivalent.
+void WinogradLayer(benchmark::State& state) {
+  const auto layers = tl::vgg16_layers();
+  const int i = static_cast<int>(state.range(0));
+  const tl::Shape s = tl::infer_shapes({8, 224, 224, 3}, "input", layers[i - 1].name).back();
+  try {
+    const tl::ConvWeights& w = weights().conv(layers[i].name);
+    tl::WinogradConv conv(w, s);
+    const auto x = input(s);
+    std::vector<float> y(static_cast<std::size_t>(s.n) * s.h * s.w * w.cout);
+    conv.forward(x.data(), s.n, y.data());  // warm-up
+    for (auto _ : state) conv.forward(x.data(), s.n, y.data());
+    const double images = static_cast<double>(state.iterations()) * s.n;
+    state.counters["img/s"] = benchmark::Counter(images, benchmark::Counter::kIsRate);
+    state.counters["GFLOP/s"] = benchmark::Counter(
+        images * 2.0 * 9 * s.h * s.w * w.cin * w.cout / 1e9, benchmark::Counter::kIsRate);
+    state.SetLabel(conv.describe());
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+void WinogradArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"layer"});
+  const auto layers = tl::vgg16_layers();
+  for (int i = 1; i < static_cast<int>(layers.size()); ++i)
+    if (layers[i].kind == tl::LayerKind::conv) b->Args({i});
+}
+BENCHMARK(WinogradLayer)->Apply(WinogradArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The f32 FMA peak with all OpenMP threads: AVX2+FMA (arg 0) and AVX-512 (arg 1), each where
 // the CPU has it (SkipWithError names the one it lacks).

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 levels=("$@")
 [ ${#levels[@]} -gt 0 ] || levels=(AVX2 AVX512_CORE)
-labels='^(unit:(test_machine|test_vgg16|test_extract|test_classify|test_logreg|test_train_predict|test_finetune|test_merge|test_tools)|docs|onnx)$'
+labels='^(unit:(test_machine|test_vgg16|test_extract|test_classify|test_logreg|test_train_predict|test_finetune|test_merge|test_tools|test_winograd)|docs|onnx)$'
 flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
 has() { grep -qw "$1" <<<"$flags"; }
 for level in "${levels[@]}"; do

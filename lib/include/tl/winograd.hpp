@@ -1,0 +1,43 @@
+// tlkit's own f32 Winograd convolution F(4x4, 3x3) for VGG16's 3x3, stride-1, pad-1 layers,
+// for CPUs where oneDNN 2.6 has none (below AVX-512). Issue 19, work in progress: not yet
+// wired into Vgg16.
+//
+//   tl::WinogradConv conv(weights.conv("block4_conv2"), {.n = 32, .h = 28, .w = 28, .c = 512});
+//   conv.forward(src, n, dst);   // NHWC [n, 28, 28, 512] -> NHWC [n, 28, 28, 512], bias + ReLU
+//
+// How: each 6x6 input tile (4x4 outputs, tiles overlap by 2) is transformed (B^T d B), the
+// 36 transformed positions are multiplied by the transformed kernels (G g G^T, once, in double)
+// as 36 matrix products [tiles x C_in] x [C_in x C_out] on oneDNN's matmul, and each result is
+// transformed back (A^T m A) with bias and ReLU fused. Tiles go in blocks small enough for the
+// transformed data to stay in cache; the transforms run on OpenMP threads (as oneDNN's own
+// primitives do) with AVX2+FMA or AVX-512 code chosen from the machine module's ISA.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "tl/vgg16_spec.hpp"
+#include "tl/weights.hpp"
+
+namespace tl {
+
+class WinogradConv {
+ public:
+  // `in`: the largest input [n, h, w, cin]; forward takes 1..n images of that size.
+  // Error naming the layer when the weights' channels do not match `in`.
+  WinogradConv(const ConvWeights& w, Shape in);
+  ~WinogradConv();
+  WinogradConv(WinogradConv&&) noexcept;
+  WinogradConv& operator=(WinogradConv&&) noexcept;
+
+  // src [n, h, w, cin] NHWC -> dst [n, h, w, cout] NHWC: conv 3x3 pad 1 + bias, then ReLU.
+  void forward(const float* src, int n, float* dst);
+  // Tiles per block and the transform code that runs ("avx2", "avx512", "generic").
+  std::string describe() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tl
