@@ -419,24 +419,23 @@ TEST(Extract, FinishedOutputIsLeftAloneOverwriteStartsAgain) {
   EXPECT_EQ(s.rows_this_run, 2);
 }
 
-// The algorithm recorded is the one that ran: Winograd where oneDNN has it, else direct
-// (asked for with --algo winograd where there is none, the run is refused before any file).
+// The algorithm recorded is the one that ran: oneDNN's Winograd ("winograd") where it has one,
+// else tlkit's ("winograd-tlkit"); --algo winograd-tlkit records tlkit's everywhere.
 TEST(Extract, RecordedAlgorithmIsTheOneThatRan) {
   TempDir d;
   testing::make_class_folders(d / "imgs", {"a"}, 2);
   auto cfg = small_config(d / "imgs", d / "out.h5");
   cfg.net.algo = ConvAlgo::winograd;
-  if (!machine().runs(Precision::f32, ConvAlgo::winograd)) {
-    EXPECT_HAS(testing::error_of([&] { run(cfg); }), machine().isa);
-    EXPECT_FALSE(fs::exists(cfg.output));
-    EXPECT_FALSE(fs::exists(d / "out.h5.lock"));
-    cfg.net.algo = machine().default_f32_algo();
-  }
   run(cfg);
   const FeatureMeta m = read_all(cfg.output).meta;
-  EXPECT_EQ(m.algo, to_string(cfg.net.algo));
-  EXPECT_EQ(m.implementations.find("wino") != std::string::npos, cfg.net.algo == ConvAlgo::winograd)
-      << m.implementations;
+  const bool onednn = machine().f32_winograd.native;
+  EXPECT_EQ(m.algo, onednn ? "winograd" : "winograd-tlkit");
+  EXPECT_HAS(m.implementations, onednn ? "wino" : "tlkit winograd");
+  auto tlkit = small_config(d / "imgs", d / "tlkit.h5");
+  tlkit.net.algo = ConvAlgo::winograd_tlkit;
+  run(tlkit);
+  EXPECT_EQ(read_all(tlkit.output).meta.algo, "winograd-tlkit");
+  EXPECT_HAS(read_all(tlkit.output).meta.implementations, "block2_conv1: tlkit winograd");
   // int8 runs direct convolutions whatever --algo says, and the file says so.
   auto i8 = small_config(d / "imgs", d / "i8.h5");
   i8.net.precision = Precision::int8;

@@ -63,10 +63,15 @@ TEST(MachineProbe, ProbedOnceAndConsistentWithOneDnn) {
   }
   if (m.isa == "avx2") {  // natively or under ONEDNN_MAX_CPU_ISA=AVX2
     EXPECT_FALSE(m.runs(Precision::bf16));
-    EXPECT_FALSE(m.runs(Precision::f32, ConvAlgo::winograd));
+    EXPECT_FALSE(m.f32_winograd.native);                      // oneDNN has none below AVX-512 ...
+    EXPECT_TRUE(m.runs(Precision::f32, ConvAlgo::winograd));  // ... tlkit's runs instead
+    EXPECT_EQ(&m.kernel(Precision::f32, ConvAlgo::winograd), &m.f32_winograd_tlkit);
+    EXPECT_HAS(m.f32_winograd_tlkit.impl, "tlkit winograd F(4x4,3x3) avx2");
     EXPECT_FALSE(m.vnni);
-    EXPECT_EQ(m.default_f32_algo(), ConvAlgo::direct);
+    EXPECT_EQ(m.default_f32_algo(), ConvAlgo::winograd);
   }
+  EXPECT_TRUE(m.runs(Precision::f32, ConvAlgo::winograd_tlkit));  // AVX2 and up
+  EXPECT_HAS(m.describe(), "f32 winograd-tlkit: ");
   EXPECT_HAS(m.describe(), "oneDNN ISA: " + m.isa);
   EXPECT_HAS(m.summary(), m.isa);
 }

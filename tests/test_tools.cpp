@@ -169,11 +169,9 @@ TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
   const ScopedEnv cap("ONEDNN_MAX_CPU_ISA", "AVX2");
   const std::vector<std::pair<std::string, std::vector<std::string>>> refused{
       {"tl-extract", base + std::vector<std::string>{"--precision", "bf16"}},
-      {"tl-extract", base + std::vector<std::string>{"--algo", "winograd"}},
       {"tl-extract",
        base + std::vector<std::string>{"--precision", "bf16", "--schedule", "net-per-thread"}},
       {"tl-forward", {"--precision", "bf16", "--size", "32", "--batch", "1"}},
-      {"tl-forward", {"--algo", "winograd", "--size", "32", "--batch", "1"}},
       {"tl-train",
        {"--train", out, "--finetune", "block5", "--finetune-precision", "bf16", "--output",
         (d / "ft.h5").string()}},
@@ -183,7 +181,7 @@ TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
     const ToolRun r = run_tool(tool, args);
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_HAS(r.out, "oneDNN ISA avx2");
-    EXPECT_HAS(r.out, tool == "tl-train" ? "use f32" : "it runs f32 (direct), int8");
+    EXPECT_HAS(r.out, tool == "tl-train" ? "use f32" : "it runs f32 (winograd or direct), int8");
     EXPECT_FALSE(fs::exists(out));
     EXPECT_FALSE(fs::exists(out + ".lock"));
     EXPECT_FALSE(fs::exists(d / "ft.h5"));
@@ -199,12 +197,14 @@ TEST(Tools, WhatTheCpuCannotRunIsRefusedBeforeAnyFile) {
   } else {
     std::printf("tl-predict --images with a bf16 model not tested: no bf16 here to make one\n");
   }
-  // The default: direct, said once, recorded.
+  // The default: tlkit's Winograd (oneDNN has none on AVX2), said once, recorded.
   const ToolRun r = run_tool("tl-extract", base);
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_HAS(r.out, "f32 convolutions: direct (oneDNN has no f32 Winograd on ISA avx2)");
+  EXPECT_HAS(r.out,
+             "f32 convolutions: winograd (tlkit winograd F(4x4,3x3) avx2 (the first layer "
+             "runs direct); oneDNN has none on ISA avx2)");
   const FeatureMeta m = FeatureReader(out).meta();
-  EXPECT_EQ(m.algo, "direct");
+  EXPECT_EQ(m.algo, "winograd-tlkit");
   EXPECT_EQ(m.cpu_isa, "avx2");
   // --precision auto: the fastest native precision, printed and recorded.
   std::vector<std::string> auto_args = base;

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "reference_vgg16.hpp"
 #include "test_util.hpp"
 #include "tl/error.hpp"
@@ -103,6 +105,16 @@ TEST_P(EachLayer, Bf16WithinItsBound) {
   EXPECT_LT(ref::rel_error(r.got, r.want), kBf16LayerBound) << p.to;
 }
 
+// tlkit's own Winograd (issue 19) on every layer it runs (the first conv runs direct), on odd,
+// non-square maps whose 4x4 tiles do not divide them. Natively and under the AVX2 cap, which
+// runs its AVX2 code.
+TEST_P(EachLayer, TlkitWinogradMatchesFloat64Reference) {
+  TL_SKIP_UNLESS_NATIVE(Precision::f32, ConvAlgo::winograd_tlkit);
+  const auto& p = GetParam();
+  const auto r = run(p.from, p.to, small_input(p.from), Precision::f32, ConvAlgo::winograd_tlkit);
+  EXPECT_LT(ref::rel_error(r.got, r.want), kF32Bound) << p.to;
+}
+
 INSTANTIATE_TEST_SUITE_P(Vgg16, EachLayer, ::testing::ValuesIn(each_layer()),
                          [](const auto& info) { return info.param.to; });
 
@@ -189,7 +201,8 @@ TEST_P(AlgoChangesF32Only, SameRowsWhateverTheAlgorithm) {
   const NetConfig f32{.batch = 2, .height = 40, .width = 40};
   const auto x = ref::random_input(f32.batch * 40 * 40 * 3, 5, -120.f, 150.f);
   std::vector<std::vector<float>> out;
-  for (const auto algo : {ConvAlgo::direct, ConvAlgo::winograd, ConvAlgo::automatic}) {
+  for (const auto algo :
+       {ConvAlgo::direct, ConvAlgo::winograd, ConvAlgo::automatic, ConvAlgo::winograd_tlkit}) {
     NetConfig cfg = f32;
     cfg.precision = p;
     cfg.algo = algo;
@@ -203,6 +216,7 @@ TEST_P(AlgoChangesF32Only, SameRowsWhateverTheAlgorithm) {
   }
   EXPECT_EQ(out[1], out[0]) << to_string(p) << " winograd";
   EXPECT_EQ(out[2], out[0]) << to_string(p) << " auto";
+  EXPECT_EQ(out[3], out[0]) << to_string(p) << " winograd-tlkit";
 }
 
 INSTANTIATE_TEST_SUITE_P(Vgg16, AlgoChangesF32Only,
@@ -241,8 +255,18 @@ TEST(Vgg16Net, AlgoUsedIsWhatRan) {
   Vgg16 wino(
       weights(),
       {.batch = 1, .height = 32, .width = 32, .to = "block2_conv2", .algo = ConvAlgo::winograd});
-  EXPECT_EQ(wino.algo_used(), ConvAlgo::winograd);
-  EXPECT_HAS(wino.describe(), "wino");
+  // --algo winograd: oneDNN's where it has one, else tlkit's.
+  const bool onednn = machine().f32_winograd.native;
+  EXPECT_EQ(wino.algo_used(), onednn ? ConvAlgo::winograd : ConvAlgo::winograd_tlkit);
+  EXPECT_HAS(wino.describe(), onednn ? "wino" : "tlkit winograd");
+  Vgg16 tlkit(weights(), {.batch = 1,
+                          .height = 32,
+                          .width = 32,
+                          .to = "block2_conv2",
+                          .algo = ConvAlgo::winograd_tlkit});
+  EXPECT_EQ(tlkit.algo_used(), ConvAlgo::winograd_tlkit);
+  EXPECT_HAS(tlkit.describe(), "block1_conv2: tlkit winograd F(4x4,3x3)");
+  EXPECT_HAS(tlkit.describe(), "block1_conv1: ");  // direct: 3 input channels
 }
 
 // The input shape without a net, and int8 ranges measured on the very batch a net will run
@@ -308,6 +332,42 @@ TEST(Vgg16Stack, DirectAt224AgainstFloat64) {
 TEST(Vgg16Stack, WinogradAt224AgainstFloat64) {
   TL_SKIP_UNLESS_NATIVE(Precision::f32, ConvAlgo::winograd);
   check_at_224(ConvAlgo::winograd);
+}
+
+// tlkit's Winograd through the whole stack at 32, 33 and 150 pixels, a short batch included
+// (224: TlkitWinogradAt224AgainstFloat64).
+TEST(Vgg16Stack, TlkitWinogradAtSmallAndOddSizes) {
+  TL_SKIP_UNLESS_NATIVE(Precision::f32, ConvAlgo::winograd_tlkit);
+  for (const Shape in : {Shape{2, 32, 32, 3}, Shape{1, 33, 33, 3}, Shape{1, 150, 150, 3}}) {
+    const auto r = run("input", "block5_pool", in, Precision::f32, ConvAlgo::winograd_tlkit);
+    const double err = ref::rel_error(r.got, r.want);
+    EXPECT_LT(err, kF32Bound) << in.h << "x" << in.w;
+    RecordProperty(fmt::format("rel_error_{}", in.h), fmt::format("{:.2e}", err));
+  }
+}
+
+// An image's features do not depend on the batch it came in (shards, resumes and short
+// batches must give the same rows, as oneDNN's direct convolutions do): 4 images through nets
+// built for 1, 4, 7 and 32, bit for bit. (oneDNN's gemm rounded rows differently for other row
+// counts under the AVX2 cap until the block size stopped depending on the batch.)
+TEST(Vgg16Stack, TlkitWinogradRowsDoNotDependOnTheBatch) {
+  TL_SKIP_UNLESS_NATIVE(Precision::f32, ConvAlgo::winograd_tlkit);
+  const auto x = ref::random_input(4 * 32 * 32 * 3, 9, -120.f, 150.f);
+  std::vector<std::vector<float>> rows;
+  for (const int batch : {4, 1, 7, 32}) {
+    Vgg16 net(weights(),
+              {.batch = batch, .height = 32, .width = 32, .algo = ConvAlgo::winograd_tlkit});
+    const size_t row = net.output_shape().per_image();
+    std::vector<float> y(4 * row);
+    for (int i = 0; i < 4; i += std::min(batch, 4))
+      net.forward(x.data() + i * 32 * 32 * 3, std::min(batch, 4), y.data() + i * row);
+    rows.push_back(y);
+  }
+  for (size_t k = 1; k < rows.size(); ++k) EXPECT_EQ(rows[k], rows[0]) << "batch case " << k;
+}
+TEST(Vgg16Stack, TlkitWinogradAt224AgainstFloat64) {
+  TL_SKIP_UNLESS_NATIVE(Precision::f32, ConvAlgo::winograd_tlkit);
+  check_at_224(ConvAlgo::winograd_tlkit);
 }
 
 TEST(Vgg16Stack, CutAtEveryBlockEndAndResumeFromBlock4) {

@@ -19,6 +19,7 @@
 
 #include "tl/error.hpp"
 #include "tl/onednn.hpp"
+#include "tl/winograd.hpp"
 
 namespace tl {
 
@@ -287,6 +288,13 @@ Machine probe_machine() {
   const dnnl::engine& eng = onednn::engine();
   m.f32_direct = probe(eng, "f32", dt::f32, dt::f32, dt::f32, dt::f32, false, m.isa);
   m.f32_winograd = probe(eng, "f32 Winograd", dt::f32, dt::f32, dt::f32, dt::f32, true, m.isa);
+  const std::string_view wino_code = winograd_code_for(m.isa);
+  m.f32_winograd_tlkit = {
+      .native = !wino_code.empty(),
+      .impl = wino_code.empty()
+                  ? fmt::format("tlkit's Winograd needs AVX2 (ISA {})", m.isa)
+                  : fmt::format("tlkit winograd F(4x4,3x3) {} (the first layer runs direct)",
+                                wino_code)};
   m.bf16 = probe(eng, "bf16", dt::bf16, dt::bf16, dt::bf16, dt::bf16, false, m.isa);
   // int8: s8 images into the first layer, u8 (post-ReLU) activations after it.
   m.int8 = probe(eng, "int8", dt::s8, dt::u8, dt::s8, dt::u8, false, m.isa);
@@ -327,14 +335,16 @@ const KernelProbe& Machine::kernel(Precision p, ConvAlgo a) const {
     case Precision::f32:
       break;
   }
-  return a == ConvAlgo::winograd ? f32_winograd : f32_direct;
+  if (a == ConvAlgo::winograd_tlkit) return f32_winograd_tlkit;
+  if (a == ConvAlgo::winograd) return f32_winograd.native ? f32_winograd : f32_winograd_tlkit;
+  return f32_direct;
 }
 
 void Machine::require(Precision p, ConvAlgo a, std::string_view option) const {
   const KernelProbe& k = kernel(p, a);
   if (k.native) return;
   std::vector<std::string> can;
-  if (f32_winograd.native)
+  if (f32_winograd.native || f32_winograd_tlkit.native)
     can.push_back("f32 (winograd or direct)");
   else if (f32_direct.native)
     can.push_back("f32 (direct)");
@@ -350,8 +360,8 @@ void Machine::require(Precision p, ConvAlgo a, std::string_view option) const {
 }
 
 void Machine::require_net(Precision p, ConvAlgo a) const {
-  if (p == Precision::f32 && a == ConvAlgo::winograd)
-    require(Precision::f32, ConvAlgo::winograd, "--algo");
+  if (p == Precision::f32 && (a == ConvAlgo::winograd || a == ConvAlgo::winograd_tlkit))
+    require(Precision::f32, a, "--algo");
   else
     require(p, ConvAlgo::direct, "--precision");
 }
@@ -365,7 +375,7 @@ void Machine::require_training(Precision p, std::string_view option) const {
 }
 
 ConvAlgo Machine::default_f32_algo() const {
-  return f32_winograd.native ? ConvAlgo::winograd : ConvAlgo::direct;
+  return f32_winograd.native || f32_winograd_tlkit.native ? ConvAlgo::winograd : ConvAlgo::direct;
 }
 
 Precision Machine::fastest_precision() const {
@@ -394,6 +404,7 @@ std::string Machine::describe() const {
       "oneDNN ISA: {}{}\n"
       "f32 direct: {}\n"
       "f32 winograd: {}\n"
+      "f32 winograd-tlkit: {}\n"
       "bf16: {}\n"
       "int8: {}{}\n"
       "bf16 fine-tuning: {}\n"
@@ -402,9 +413,10 @@ std::string Machine::describe() const {
       "CPUs: {} ({})\n"
       "memory: {:.1f} GiB ({})\n",
       onednn, cpu.empty() ? "unknown" : cpu, flags, isa,
-      isa_capped ? " (capped by ONEDNN_MAX_CPU_ISA)" : "", k(f32_direct), k(f32_winograd), k(bf16),
-      k(int8), int8.native && int8_seven_bit_weights() ? "; 7-bit weights (no VNNI)" : "",
-      k(bf16_training), vnni ? "yes" : "no", amx ? "yes" : "no", to_string(default_f32_algo()),
+      isa_capped ? " (capped by ONEDNN_MAX_CPU_ISA)" : "", k(f32_direct), k(f32_winograd),
+      k(f32_winograd_tlkit), k(bf16), k(int8),
+      int8.native && int8_seven_bit_weights() ? "; 7-bit weights (no VNNI)" : "", k(bf16_training),
+      vnni ? "yes" : "no", amx ? "yes" : "no", to_string(default_f32_algo()),
       to_string(fastest_precision()), cpus, cpus_source,
       static_cast<double>(memory) / (1024.0 * 1024 * 1024), memory_source);
 }

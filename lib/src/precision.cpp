@@ -18,8 +18,9 @@ ConvAlgo parse_algo(std::string_view s) {
   if (s == "direct") return ConvAlgo::direct;
   if (s == "winograd") return ConvAlgo::winograd;
   if (s == "auto") return ConvAlgo::automatic;
-  throw UsageError(
-      fmt::format("unknown convolution algorithm '{}' (accepted: direct, winograd, auto)", s));
+  if (s == "winograd-tlkit") return ConvAlgo::winograd_tlkit;
+  throw UsageError(fmt::format(
+      "unknown convolution algorithm '{}' (accepted: direct, winograd, winograd-tlkit, auto)", s));
 }
 
 std::string_view to_string(Precision p) {
@@ -42,6 +43,8 @@ std::string_view to_string(ConvAlgo a) {
       return "winograd";
     case ConvAlgo::automatic:
       return "auto";
+    case ConvAlgo::winograd_tlkit:
+      return "winograd-tlkit";
   }
   return "?";
 }

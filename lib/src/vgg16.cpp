@@ -19,6 +19,7 @@
 #include "tl/layer_plan.hpp"
 #include "tl/machine.hpp"
 #include "tl/onednn.hpp"
+#include "tl/winograd.hpp"
 
 namespace tl {
 
@@ -29,6 +30,14 @@ namespace {
 // {N, C, H, W} dims for oneDNN (which orders logical dims NCHW whatever the layout).
 memory::dims nchw(const Shape& s) {
   return {s.n, s.c, s.h, s.w};
+}
+
+// Whether the net's convs past the first run tlkit's Winograd: asked for, or Winograd asked
+// for where oneDNN has none.
+bool tlkit_winograd(const NetConfig& c) {
+  return c.precision == Precision::f32 &&
+         (c.algo == ConvAlgo::winograd_tlkit ||
+          (c.algo == ConvAlgo::winograd && !machine().f32_winograd.native));
 }
 
 }  // namespace
@@ -44,6 +53,9 @@ struct Vgg16::Impl {
     std::string name;  // layer name, or "reorder before <layer>"
     dnnl::primitive prim;
     std::unordered_map<int, memory> args;
+    // A conv on tlkit's Winograd instead of a primitive: NHWC f32 from act[src] to act[dst].
+    WinogradConv* wino = nullptr;
+    int src = 0, dst = 0;
   };
   std::vector<Step> steps;
   std::vector<std::string> impls;
@@ -51,8 +63,9 @@ struct Vgg16::Impl {
   // Ping-pong activation buffers in oneDNN's layout, the shared scratchpad, and staging
   // rows for a short last batch. Every memory below aliases one of these.
   AlignedBuffer act[2], scratch, stage_in, stage_out;
-  memory user_src, user_dst;    // NHWC f32, handles set per forward()
-  std::vector<memory> weights;  // owned per conv, in oneDNN's layout
+  memory user_src, user_dst;                        // NHWC f32, handles set per forward()
+  std::vector<memory> weights;                      // owned per conv, in oneDNN's layout
+  std::vector<std::unique_ptr<WinogradConv>> wino;  // the convs that run tlkit's Winograd
 };
 
 namespace {
@@ -159,6 +172,11 @@ class Builder {
     // --algo is an f32 choice. oneDNN 2.6 also has an int8 Winograd (u8s8s32x_wino), but on
     // the demo it moved features by 10% of their scale where direct int8 moves them 4%.
     const auto algo = m_.cfg.precision == Precision::f32 ? m_.cfg.algo : ConvAlgo::direct;
+    // Not the first layer (3 input channels): it runs direct, as under oneDNN's Winograd.
+    if (tlkit_winograd(m_.cfg) && WinogradConv::takes(l.cin, l.cout)) {
+      add_tlkit_winograd(w, in, out);
+      return;
+    }
     const auto pd = onednn::call(
         [&] {
           if (algo == ConvAlgo::winograd) {
@@ -189,6 +207,24 @@ class Builder {
     cur_md_ = pd.dst_desc();
     cur_ = dst;
     cur_scale_ = next_scale_;
+  }
+
+  // The same conv on tlkit's Winograd (tl/winograd.hpp), NHWC f32 in and out.
+  void add_tlkit_winograd(const ConvWeights& w, const Shape& in, const Shape& out) {
+    const memory::desc src_md(nchw(in), dt::f32, tag::nhwc), dst_md(nchw(out), dt::f32, tag::nhwc);
+    add_reorder_to(src_md, "into " + w.name, other_or_act0());
+    const Loc dst = other();
+    m_.wino.push_back(std::make_unique<WinogradConv>(w, in));
+    act_size_ = std::max({act_size_, src_md.get_size(), dst_md.get_size()});
+    m_.steps.push_back({w.name,
+                        {},
+                        {},
+                        m_.wino.back().get(),
+                        cur_ == Loc::act0 ? 0 : 1,
+                        dst == Loc::act0 ? 0 : 1});
+    m_.impls.push_back(m_.wino.back()->describe());
+    cur_md_ = dst_md;
+    cur_ = dst;
   }
 
   // {N, C, H, W} -> {N, C, H/2, W/2}: max 2x2 stride 2 (floor), in the current layout.
@@ -260,7 +296,8 @@ class Builder {
                        : memory(p.md, m_.eng, m_.act[p.loc == Loc::act0 ? 0 : 1].data());
       m_.steps[p.step].args[p.arg] = mem;
     }
-    for (auto& s : m_.steps) s.args[DNNL_ARG_SCRATCHPAD] = scratch;
+    for (auto& s : m_.steps)
+      if (!s.wino) s.args[DNNL_ARG_SCRATCHPAD] = scratch;
     // Staging rows for a short last batch: the user's n rows are copied in and padded.
     m_.stage_in.reserve(m_.in_shape.elems() * sizeof(float));
     m_.stage_out.reserve(m_.out_shape.elems() * sizeof(float));
@@ -322,10 +359,13 @@ std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
   // In doubles: a huge batch must not overflow.
   double largest = in.elems_double();
   for (const Shape& s : shapes) largest = std::max(largest, s.elems_double());
+  // tlkit's Winograd keeps its transformed kernels: 36 instead of 9 values per channel pair.
   double weights = 0;
   for (int i = first; i <= layer_index(config.to); ++i) {
     const LayerSpec& l = vgg16_layers()[i];
-    if (l.kind == LayerKind::conv) weights += 9.0 * l.cin * l.cout + l.cout;
+    if (l.kind != LayerKind::conv) continue;
+    const bool wino = tlkit_winograd(config) && WinogradConv::takes(l.cin, l.cout);
+    weights += (wino ? 36.0 : 9.0) * l.cin * l.cout + l.cout;
   }
   const double bytes = 2 * largest * act_elem +
                        4.0 * (in.elems_double() + shapes.back().elems_double()) + 4.0 * weights;
@@ -333,6 +373,7 @@ std::size_t Vgg16::estimate_bytes(const NetConfig& config) {
 }
 
 ConvAlgo Vgg16::algo_used() const {
+  if (!impl_->wino.empty()) return ConvAlgo::winograd_tlkit;
   for (const auto& i : impl_->impls)
     if (i.find("wino") != std::string::npos) return ConvAlgo::winograd;
   return ConvAlgo::direct;
@@ -362,7 +403,14 @@ void Vgg16::forward(const float* src, int n, float* dst) {
   m.user_dst.set_data_handle(out);
   onednn::call(
       [&] {
-        for (auto& s : m.steps) s.prim.execute(m.strm, s.args);
+        for (auto& s : m.steps) {
+          if (!s.wino) {
+            s.prim.execute(m.strm, s.args);
+            continue;
+          }
+          m.strm.wait();  // the primitives before it have written act[src]
+          s.wino->forward(m.act[s.src].floats(), batch, m.act[s.dst].floats());
+        }
         m.strm.wait();
       },
       "VGG16 forward failed");

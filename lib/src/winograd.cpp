@@ -30,7 +30,10 @@ constexpr int kTile = 6, kOut = 4, kPos = kTile * kTile;
 // (an L3 slice; measured under ONEDNN_MAX_CPU_ISA=AVX2 on a Sapphire Rapids: smaller blocks
 // starve the 512-channel products, larger ones lose the 64-channel layers' cache).
 constexpr std::size_t kBlockBytes = std::size_t{2} << 20;
-constexpr std::size_t kMinBlock = 64;
+constexpr std::size_t kMinBlock = 48;
+// Rows of the products come in whole panels of oneDNN's gemm kernels (24 rows for AVX2's,
+// 48 for AVX-512's): every row is then computed by the same kernel wherever it sits.
+constexpr int kBlockStep = 48;
 
 // The transforms, vectorised over channels (NHWC: a pixel's channels are contiguous). Written
 // once and compiled three times (generic, AVX2 + FMA, AVX-512) by inlining into wrappers.
@@ -141,9 +144,10 @@ struct Kernels {
 
 // The transform code for oneDNN's ISA here (so ONEDNN_MAX_CPU_ISA=AVX2 runs the AVX2 code on a
 // bigger CPU, as it does oneDNN's own).
-Kernels kernels_for(const std::string& isa) {
-  if (isa.rfind("avx512", 0) == 0) return {input_avx512, output_avx512, "avx512"};
-  if (isa.rfind("avx2", 0) == 0) return {input_avx2, output_avx2, "avx2"};
+Kernels kernels_for(std::string_view isa) {
+  const std::string_view code = winograd_code_for(isa);
+  if (code == "avx512") return {input_avx512, output_avx512, "avx512"};
+  if (code == "avx2") return {input_avx2, output_avx2, "avx2"};
   return {input_generic, output_generic, "generic"};
 }
 
@@ -176,6 +180,12 @@ std::vector<float> transform_weights(const ConvWeights& w) {
 
 }  // namespace
 
+std::string_view winograd_code_for(std::string_view isa) {
+  if (isa.rfind("avx512", 0) == 0) return "avx512";
+  if (isa.rfind("avx2", 0) == 0) return "avx2";
+  return "";
+}
+
 struct WinogradConv::Impl {
   std::string name;
   int cin = 0, cout = 0, h = 0, w = 0, max_n = 0;
@@ -193,7 +203,7 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   if (w.cin != in.c)
     throw Error(
         fmt::format("layer {}: weights take {} channels, the input has {}", w.name, w.cin, in.c));
-  if (w.cin % kLanes != 0 || w.cout % kLanes != 0)
+  if (!takes(w.cin, w.cout))
     throw Error(fmt::format("layer {}: {} -> {} channels; tlkit's Winograd takes multiples of {}",
                             w.name, w.cin, w.cout, kLanes));
   s.name = w.name;
@@ -208,14 +218,13 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   s.bias = w.bias;
   s.zeros.assign(static_cast<std::size_t>(w.cin), 0.f);
   const std::size_t per_tile = sizeof(float) * kPos * static_cast<std::size_t>(w.cin + w.cout);
-  const int all_tiles = in.n * s.tiles_y * s.tiles_x;
-  // As many tiles per block as fit in kBlockBytes, but at least kMinBlock (the matrix products
-  // of 512-channel layers need rows), then the blocks evened out: a last block of a few tiles
-  // would multiply a whole block of zeros.
-  const int most =
-      static_cast<int>(std::clamp<std::size_t>(kBlockBytes / per_tile, kMinBlock, 1024));
-  const int blocks = (all_tiles + most - 1) / most;
-  s.block = ((all_tiles + blocks - 1) / blocks + 7) / 8 * 8;
+  // As many tiles per block as fit in kBlockBytes, at least kMinBlock (the matrix products of
+  // 512-channel layers need rows), a multiple of kBlockStep. The block depends on the channels
+  // only, never on the batch: oneDNN's gemm rounds a row differently for other row counts
+  // (seen under the AVX2 cap: 88 vs 108 rows), and an image's features must not depend on the
+  // batch it came in (shards, resumes and short batches give the same rows).
+  s.block = static_cast<int>(std::clamp<std::size_t>(kBlockBytes / per_tile, kMinBlock, 960)) /
+            kBlockStep * kBlockStep;
   const std::vector<float> u = transform_weights(w);
   s.u.reserve(u.size() * sizeof(float));
   std::copy(u.begin(), u.end(), s.u.floats());
@@ -235,6 +244,10 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   s.matmul =
       Op(pd, dnnl::matmul(pd),
          {{DNNL_ARG_SRC, src_md}, {DNNL_ARG_WEIGHTS, wei_md}, {DNNL_ARG_DST, dst_md}}, s.scratch);
+}
+
+bool WinogradConv::takes(int cin, int cout) {
+  return cin > 0 && cout > 0 && cin % kLanes == 0 && cout % kLanes == 0;
 }
 
 WinogradConv::~WinogradConv() = default;

@@ -166,9 +166,9 @@ po::options_description NetOptions::options() {
       "precision",
       po::value(&precision)->default_value(precision)->value_name("f32|bf16|int8|auto"),
       "compute precision; auto: the fastest this CPU runs natively (see --version)")(
-      "algo", po::value(&algo)->value_name("direct|winograd|auto"),
-      "f32 convolution algorithm (default: winograd where oneDNN has it, i.e. AVX-512; "
-      "direct elsewhere)");
+      "algo", po::value(&algo)->value_name("direct|winograd|winograd-tlkit|auto"),
+      "f32 convolution algorithm (default: winograd: oneDNN's where it has one, i.e. AVX-512, "
+      "else tlkit's own, AVX2; winograd-tlkit: tlkit's everywhere)");
   add_threads(g, threads);
   return g;
 }
@@ -202,11 +202,15 @@ std::string NetOptions::choice(const NetConfig& c) const {
   if (precision == "auto")
     s += fmt::format("--precision auto: {} (the fastest native precision on oneDNN ISA {})\n",
                      to_string(c.precision), m.isa);
-  if (c.precision == Precision::f32 && algo.empty())
-    s += c.algo == ConvAlgo::winograd
-             ? fmt::format("f32 convolutions: winograd (oneDNN {})\n", m.f32_winograd.impl)
-             : fmt::format("f32 convolutions: direct (oneDNN has no f32 Winograd on ISA {})\n",
-                           m.isa);
+  if (c.precision == Precision::f32 && algo.empty()) {
+    if (c.algo != ConvAlgo::winograd)
+      s += fmt::format("f32 convolutions: direct (no f32 Winograd on ISA {})\n", m.isa);
+    else if (m.f32_winograd.native)
+      s += fmt::format("f32 convolutions: winograd (oneDNN {})\n", m.f32_winograd.impl);
+    else
+      s += fmt::format("f32 convolutions: winograd ({}; oneDNN has none on ISA {})\n",
+                       m.f32_winograd_tlkit.impl, m.isa);
+  }
   return s;
 }
 

@@ -37,6 +37,8 @@ struct Machine {
   std::uint64_t memory = 0;   // bytes this process may use: the cgroup limit, else physical
   std::string memory_source;  // "cgroup memory.max" or "physical"
   KernelProbe f32_direct, f32_winograd, bf16, int8;
+  // tlkit's own f32 Winograd (tl/winograd.hpp): native from AVX2 up.
+  KernelProbe f32_winograd_tlkit;
   KernelProbe bf16_training;  // bf16 convolutions forward + backward (tl-train --finetune)
 
   // The probe of the convolutions `p` runs (`a` matters for f32 only).
@@ -51,7 +53,8 @@ struct Machine {
   // The same for fine-tuning's convolutions (forward and backward): f32 always runs; bf16
   // needs bf16_training (UsageError naming `option` and the ISA).
   void require_training(Precision p, std::string_view option) const;
-  // The f32 default: Winograd where oneDNN has it (AVX-512), direct elsewhere.
+  // The f32 default: Winograd, oneDNN's where it has one (AVX-512), else tlkit's (AVX2); direct
+  // below AVX2.
   ConvAlgo default_f32_algo() const;
   // --precision auto: the fastest precision with a native kernel here whose cost stays
   // small: int8 where it runs on VNNI or AMX (demo head -0.8 points), else bf16 where the CPU

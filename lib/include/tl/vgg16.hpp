@@ -69,8 +69,9 @@ class Vgg16 {
   static std::size_t estimate_bytes(const NetConfig& config);
   // The oneDNN implementation chosen for each layer, e.g. "block1_conv1: brgconv:avx512_core".
   std::string describe() const;
-  // The convolution algorithm that runs: winograd when some layer runs oneDNN's Winograd
-  // (never the first: 3 input channels), else direct (always for bf16 and int8).
+  // The convolution algorithm that runs: winograd_tlkit when some layer runs tlkit's Winograd,
+  // winograd when some layer runs oneDNN's (never the first: 3 input channels), else direct
+  // (always for bf16 and int8).
   ConvAlgo algo_used() const;
 
   struct Impl;  // defined in vgg16.cpp

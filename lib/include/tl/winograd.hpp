@@ -1,6 +1,6 @@
 // tlkit's own f32 Winograd convolution F(4x4, 3x3) for VGG16's 3x3, stride-1, pad-1 layers,
-// for CPUs where oneDNN 2.6 has none (below AVX-512). Issue 19, work in progress: not yet
-// wired into Vgg16.
+// for CPUs where oneDNN 2.6 has none (below AVX-512). Vgg16 runs it for --algo winograd where
+// oneDNN has no Winograd, and for --algo winograd-tlkit.
 //
 //   tl::WinogradConv conv(weights.conv("block4_conv2"), {.n = 32, .h = 28, .w = 28, .c = 512});
 //   conv.forward(src, n, dst);   // NHWC [n, 28, 28, 512] -> NHWC [n, 28, 28, 512], bias + ReLU
@@ -15,11 +15,16 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "tl/vgg16_spec.hpp"
 #include "tl/weights.hpp"
 
 namespace tl {
+
+// The transform code that runs for oneDNN's ISA `isa`: "avx512", "avx2", or "" below AVX2
+// (where tlkit's Winograd is not offered: the machine module reports it as not native).
+std::string_view winograd_code_for(std::string_view isa);
 
 class WinogradConv {
  public:
@@ -29,6 +34,9 @@ class WinogradConv {
   ~WinogradConv();
   WinogradConv(WinogradConv&&) noexcept;
   WinogradConv& operator=(WinogradConv&&) noexcept;
+
+  // The channel counts it takes: multiples of 16 (VGG16's convs past block1_conv1).
+  static bool takes(int cin, int cout);
 
   // src [n, h, w, cin] NHWC -> dst [n, h, w, cout] NHWC: conv 3x3 pad 1 + bias, then ReLU.
   void forward(const float* src, int n, float* dst);
