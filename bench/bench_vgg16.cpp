@@ -1,5 +1,6 @@
 // VGG16 benchmarks on the real layer shapes: the whole stack at 224x224 (f32 direct,
-// f32 Winograd, bf16; batch 1 and 32), each conv layer alone, and the machine's FMA peak.
+// f32 Winograd, tlkit's f32 Winograd, bf16, int8; batch 1 and 32), each conv layer alone
+// (oneDNN's direct, and tlkit's Winograd), and the machine's FMA peak.
 // Rates: images/s ("img/s") and GFLOP/s ("GFLOP/s"). Run:
 //   build/bench/bench_vgg16 --benchmark_min_time=2 --benchmark_filter=Stack
 #include <omp.h>
@@ -64,7 +65,9 @@ BENCHMARK(Stack)
     ->Args({0, 0, 1})
     ->Args({0, 0, 32})  // f32 direct
     ->Args({0, 1, 1})
-    ->Args({0, 1, 32})  // f32 winograd
+    ->Args({0, 1, 32})  // f32 winograd: oneDNN's where it has one, else tlkit's
+    ->Args({0, 3, 1})
+    ->Args({0, 3, 32})  // f32 winograd-tlkit
     ->Args({1, 0, 1})
     ->Args({1, 0, 32})  // bf16
     ->Args({2, 0, 1})
