@@ -13,6 +13,21 @@
 #include "tl/machine.hpp"
 #include "tl/onednn.hpp"
 
+// ThreadSanitizer does not see libgomp's fork and join (libgomp is not instrumented), so every
+// value the thread starting a parallel region wrote would be reported as raced by the region's
+// threads. The hand-over is made visible here as tsan_tbb_edges.cpp does for oneTBB: a release
+// before the region and at the end of each thread's share, an acquire at the start of each
+// share and after the region. Nothing without TSan.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define TL_OMP_HANDOVER_RELEASE(p) __tsan_release(p)
+#define TL_OMP_HANDOVER_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define TL_OMP_HANDOVER_RELEASE(p) static_cast<void>(p)
+#define TL_OMP_HANDOVER_ACQUIRE(p) static_cast<void>(p)
+#endif
+
 namespace tl {
 
 using namespace onednn;
@@ -267,42 +282,57 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
   float* m = s.m.floats();
   for (int b0 = 0; b0 < total; b0 += s.block) {
     const int count = std::min(s.block, total - b0);
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < s.block; ++t) {
-      if (t >= count) {  // the last block's unused rows: zeros, so the product stays finite
-        for (int pos = 0; pos < kPos; ++pos)
-          std::fill_n(v + pos * vs + static_cast<std::size_t>(t) * s.cin, s.cin, 0.f);
-        continue;
+    TL_OMP_HANDOVER_RELEASE(&s);
+#pragma omp parallel
+    {
+      TL_OMP_HANDOVER_ACQUIRE(&s);
+#pragma omp for schedule(static)
+      for (int t = 0; t < s.block; ++t) {
+        if (t >= count) {  // the last block's unused rows: zeros, so the product stays finite
+          for (int pos = 0; pos < kPos; ++pos)
+            std::fill_n(v + pos * vs + static_cast<std::size_t>(t) * s.cin, s.cin, 0.f);
+          continue;
+        }
+        const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
+                  tx = tile % s.tiles_x;
+        const float* image = src + static_cast<std::size_t>(img) * s.h * s.w * s.cin;
+        std::array<const float*, kPos> p;
+        for (int i = 0; i < kTile; ++i)
+          for (int j = 0; j < kTile; ++j) {
+            const int y = ty * kOut - 1 + i, x = tx * kOut - 1 + j;
+            p[i * kTile + j] = y >= 0 && y < s.h && x >= 0 && x < s.w
+                                   ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cin
+                                   : s.zeros.data();
+          }
+        s.k.input(p.data(), s.cin, v + static_cast<std::size_t>(t) * s.cin, vs);
       }
-      const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
-                tx = tile % s.tiles_x;
-      const float* image = src + static_cast<std::size_t>(img) * s.h * s.w * s.cin;
-      std::array<const float*, kPos> p;
-      for (int i = 0; i < kTile; ++i)
-        for (int j = 0; j < kTile; ++j) {
-          const int y = ty * kOut - 1 + i, x = tx * kOut - 1 + j;
-          p[i * kTile + j] = y >= 0 && y < s.h && x >= 0 && x < s.w
-                                 ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cin
-                                 : s.zeros.data();
-        }
-      s.k.input(p.data(), s.cin, v + static_cast<std::size_t>(t) * s.cin, vs);
+      TL_OMP_HANDOVER_RELEASE(&s);
     }
+    TL_OMP_HANDOVER_ACQUIRE(&s);
     s.matmul.run(s.strm, {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, s.u.data()}, {DNNL_ARG_DST, m}});
-#pragma omp parallel for schedule(static)
-    for (int t = 0; t < count; ++t) {
-      const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
-                tx = tile % s.tiles_x;
-      float* image = dst + static_cast<std::size_t>(img) * s.h * s.w * s.cout;
-      float* spill = s.dummy.floats() + static_cast<std::size_t>(omp_get_thread_num()) * s.cout;
-      std::array<float*, kOut * kOut> out;
-      for (int i = 0; i < kOut; ++i)
-        for (int j = 0; j < kOut; ++j) {
-          const int y = ty * kOut + i, x = tx * kOut + j;
-          out[i * kOut + j] =
-              y < s.h && x < s.w ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cout : spill;
-        }
-      s.k.output(m + static_cast<std::size_t>(t) * s.cout, ms, s.cout, s.bias.data(), out.data());
+    TL_OMP_HANDOVER_RELEASE(&s);
+#pragma omp parallel
+    {
+      TL_OMP_HANDOVER_ACQUIRE(&s);
+#pragma omp for schedule(static)
+      for (int t = 0; t < count; ++t) {
+        const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
+                  tx = tile % s.tiles_x;
+        float* image = dst + static_cast<std::size_t>(img) * s.h * s.w * s.cout;
+        float* spill = s.dummy.floats() + static_cast<std::size_t>(omp_get_thread_num()) * s.cout;
+        std::array<float*, kOut * kOut> out;
+        for (int i = 0; i < kOut; ++i)
+          for (int j = 0; j < kOut; ++j) {
+            const int y = ty * kOut + i, x = tx * kOut + j;
+            out[i * kOut + j] = y < s.h && x < s.w
+                                    ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cout
+                                    : spill;
+          }
+        s.k.output(m + static_cast<std::size_t>(t) * s.cout, ms, s.cout, s.bias.data(), out.data());
+      }
+      TL_OMP_HANDOVER_RELEASE(&s);
     }
+    TL_OMP_HANDOVER_ACQUIRE(&s);
   }
 }
 
