@@ -13,25 +13,9 @@
 #include "tl/machine.hpp"
 #include "tl/onednn.hpp"
 
-// ThreadSanitizer does not see libgomp's fork and join (libgomp is not instrumented), so every
-// value the thread starting a parallel region wrote would be reported as raced by the region's
-// threads. The hand-over is made visible here as tsan_tbb_edges.cpp does for oneTBB: a release
-// before the region and at the end of each thread's share, an acquire at the start of each
-// share and after the region. Nothing without TSan.
-// The address handed over is a static object's: its address is a constant, so no thread reads
-// the region's shared data (the captured variables) before its acquire.
-#if defined(__SANITIZE_THREAD__)
-extern "C" void __tsan_acquire(void* addr);
-extern "C" void __tsan_release(void* addr);
-#define TL_OMP_HANDOVER_RELEASE(p) __tsan_release(p)
-#define TL_OMP_HANDOVER_ACQUIRE(p) __tsan_acquire(p)
-#else
-#define TL_OMP_HANDOVER_RELEASE(p) static_cast<void>(p)
-#define TL_OMP_HANDOVER_ACQUIRE(p) static_cast<void>(p)
-#endif
 namespace {
-char omp_handover;
-// GCC's outlined region still loads its captured values before any annotation can run, so
+// libgomp's fork and join are invisible to ThreadSanitizer (and GCC's outlined region reads its
+// captured values before any annotation could run), so
 // under TSan the regions run on one thread (the tiles are independent; the transforms' code is
 // the same).
 #if defined(__SANITIZE_THREAD__)
@@ -295,10 +279,8 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
   float* m = s.m.floats();
   for (int b0 = 0; b0 < total; b0 += s.block) {
     const int count = std::min(s.block, total - b0);
-    TL_OMP_HANDOVER_RELEASE(&omp_handover);
 #pragma omp parallel if (kThreads)
     {
-      TL_OMP_HANDOVER_ACQUIRE(&omp_handover);
 #pragma omp for schedule(static)
       for (int t = 0; t < s.block; ++t) {
         if (t >= count) {  // the last block's unused rows: zeros, so the product stays finite
@@ -319,14 +301,10 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
           }
         s.k.input(p.data(), s.cin, v + static_cast<std::size_t>(t) * s.cin, vs);
       }
-      TL_OMP_HANDOVER_RELEASE(&omp_handover);
     }
-    TL_OMP_HANDOVER_ACQUIRE(&omp_handover);
     s.matmul.run(s.strm, {{DNNL_ARG_SRC, v}, {DNNL_ARG_WEIGHTS, s.u.data()}, {DNNL_ARG_DST, m}});
-    TL_OMP_HANDOVER_RELEASE(&omp_handover);
 #pragma omp parallel if (kThreads)
     {
-      TL_OMP_HANDOVER_ACQUIRE(&omp_handover);
 #pragma omp for schedule(static)
       for (int t = 0; t < count; ++t) {
         const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
@@ -343,9 +321,7 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
           }
         s.k.output(m + static_cast<std::size_t>(t) * s.cout, ms, s.cout, s.bias.data(), out.data());
       }
-      TL_OMP_HANDOVER_RELEASE(&omp_handover);
     }
-    TL_OMP_HANDOVER_ACQUIRE(&omp_handover);
   }
 }
 
