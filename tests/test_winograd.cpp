@@ -1,7 +1,7 @@
-// tlkit's own Winograd F(4x4, 3x3) (issue 19): each layer shape of VGG16 and a stack against the
-// float64 reference, at sizes whose 4x4 tiles divide the image and sizes whose tiles do not,
-// batch 1, short batches. The transforms run the code of oneDNN's ISA here, so the AVX2 run of
-// scripts/test-isa-levels.sh tests the AVX2 code.
+// tlkit's own Winograd F(4x4, 3x3) and F(2x2, 3x3) (issue 19): each layer shape of VGG16 and a
+// stack against the float64 reference, at sizes whose tiles divide the image and sizes whose
+// tiles do not, batch 1, short batches. The transforms run the code of oneDNN's ISA here, so the
+// AVX2 run of scripts/test-isa-levels.sh tests the AVX2 code.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -23,19 +23,25 @@ struct LayerCase {
 
 class WinogradLayer : public ::testing::TestWithParam<LayerCase> {};
 
+const char* name(WinogradTile t) {
+  return t == WinogradTile::f2x2 ? "F2x2" : "F4x4";
+}
+
 TEST_P(WinogradLayer, MatchesTheFloat64Reference) {
   const LayerCase c = GetParam();
   const Vgg16Weights w = ref::test_weights(19);
   const ConvWeights& k = w.conv(c.layer);
-  WinogradConv conv(k, {.n = c.n, .h = c.h, .w = c.w, .c = k.cin});
   const Shape s{.n = c.run_n, .h = c.h, .w = c.w, .c = k.cin};
   const std::vector<float> x = ref::random_input(static_cast<size_t>(s.elems()), 7, 0.f, 2.f);
-  std::vector<float> y(static_cast<size_t>(c.run_n) * c.h * c.w * k.cout, -1.f);
-  conv.forward(x.data(), c.run_n, y.data());
   const std::vector<double> want = ref::conv3x3_relu({x.begin(), x.end()}, s, k);
-  const double err = ref::rel_error(y, want);
-  RecordProperty("rel_error", fmt::format("{:.2e}", err));
-  EXPECT_LT(err, kF32Bound) << conv.describe();
+  for (const WinogradTile tile : {WinogradTile::f4x4, WinogradTile::f2x2}) {
+    WinogradConv conv(k, {.n = c.n, .h = c.h, .w = c.w, .c = k.cin}, tile);
+    std::vector<float> y(static_cast<size_t>(c.run_n) * c.h * c.w * k.cout, -1.f);
+    conv.forward(x.data(), c.run_n, y.data());
+    const double err = ref::rel_error(y, want);
+    RecordProperty(fmt::format("rel_error_{}", name(tile)), fmt::format("{:.2e}", err));
+    EXPECT_LT(err, kF32Bound) << conv.describe();
+  }
 }
 
 // Every channel count VGG16 has past block1_conv1; 4x4 tiles that divide the image (32, 28, 8)
@@ -56,7 +62,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 // block2_conv2 .. block5_conv3 with the pools between, all on Winograd, at 32, 33 and 150
 // pixels of block2's input: errors do not grow past the bound through the stack.
-TEST(WinogradStack, ConvsAndPoolsMatchTheFloat64Reference) {
+class WinogradStack : public ::testing::TestWithParam<WinogradTile> {};
+
+TEST_P(WinogradStack, ConvsAndPoolsMatchTheFloat64Reference) {
   const Vgg16Weights w = ref::test_weights(20);
   for (const int side : {16, 17, 75}) {
     Shape s{.n = 2, .h = side, .w = side, .c = 64};
@@ -73,7 +81,7 @@ TEST(WinogradStack, ConvsAndPoolsMatchTheFloat64Reference) {
         s.w /= 2;
         continue;
       }
-      WinogradConv conv(w.conv(l.name), s);
+      WinogradConv conv(w.conv(l.name), s, GetParam());
       std::vector<float> y(static_cast<size_t>(s.n) * s.h * s.w * l.cout);
       conv.forward(x.data(), s.n, y.data());
       want = ref::conv3x3_relu(want, s, w.conv(l.name));
@@ -85,6 +93,9 @@ TEST(WinogradStack, ConvsAndPoolsMatchTheFloat64Reference) {
     EXPECT_LT(err, kF32Bound) << "block2 input " << side << "x" << side;
   }
 }
+INSTANTIATE_TEST_SUITE_P(Tiles, WinogradStack,
+                         ::testing::Values(WinogradTile::f4x4, WinogradTile::f2x2),
+                         [](const auto& i) { return name(i.param); });
 
 TEST(WinogradConv, RefusesWrongChannelsAndBatches) {
   const Vgg16Weights w = ref::test_weights(19);

@@ -31,13 +31,6 @@ using namespace onednn;
 
 namespace {
 
-// F(4x4, 3x3): 6x6 input tiles, 36 transformed positions, 4x4 outputs per tile. Interpolation
-// points 0, -1, 1, 1/2, -2 (and infinity) rather than Lavin's 0, +-1, +-2: in float32 they
-// give 3.5x less error on 512 channels (a float64 simulation; Barabasz et al., "Error analysis
-// and improving the accuracy of Winograd convolution", 2020, found the same). The matrices
-// follow from the points (Toom-Cook): B^T's rows are the coefficients of prod_(l != k)(x - p_l),
-// G's rows p_k^j / prod_(l != k)(p_k - p_l), A^T's columns p_k^i.
-constexpr int kTile = 6, kOut = 4, kPos = kTile * kTile;
 // Transformed input and product of one block of tiles together take about this many bytes
 // (an L3 slice; measured under ONEDNN_MAX_CPU_ISA=AVX2 on a Sapphire Rapids: smaller blocks
 // starve the 512-channel products, larger ones lose the 64-channel layers' cache).
@@ -48,146 +41,241 @@ constexpr std::size_t kMinBlock = 48;
 constexpr int kBlockStep = 48;
 
 // The transforms, vectorised over channels (NHWC: a pixel's channels are contiguous). Written
-// once and compiled three times (generic, AVX2 + FMA, AVX-512) by inlining into wrappers.
-
-// The transforms work on kLanes channels at a time, each step an innermost loop over those
+// once per tile size and compiled three times (generic, AVX2 + FMA, AVX-512) by inlining into
+// wrappers. They work on kLanes channels at a time, each step an innermost loop over those
 // lanes (which the compiler turns into vector instructions); channel counts are multiples of
 // kLanes (VGG16's convs past the first have 64 to 512).
 constexpr int kLanes = 16;
 
-// 36 pixel pointers (row-major over the 6x6 tile; a pointer to zeros outside the image) ->
-// v[pos * pos_stride + c] = (B^T d B)[pos] for each channel c.
-[[gnu::always_inline]] inline void input_tile_body(const float* const* p, int C, float* v,
-                                                   std::size_t pos_stride) {
-  for (int c0 = 0; c0 < C; c0 += kLanes) {
-    float t[kTile][kTile][kLanes];
-    for (int j = 0; j < kTile; ++j) {  // columns: t = B^T d
-      const float *d0 = p[0 * kTile + j] + c0, *d1 = p[1 * kTile + j] + c0,
-                  *d2 = p[2 * kTile + j] + c0, *d3 = p[3 * kTile + j] + c0,
-                  *d4 = p[4 * kTile + j] + c0, *d5 = p[5 * kTile + j] + c0;
-      for (int c = 0; c < kLanes; ++c) {
-        t[0][j][c] = d0[c] - 1.5f * d1[c] - 2.f * d2[c] + 1.5f * d3[c] + d4[c];
-        t[1][j][c] = d1[c] - 2.5f * d2[c] + 0.5f * d3[c] + d4[c];
-        t[2][j][c] = -d1[c] + 0.5f * d2[c] + 2.5f * d3[c] + d4[c];
-        t[3][j][c] = -2.f * d1[c] - d2[c] + 2.f * d3[c] + d4[c];
-        t[4][j][c] = 0.5f * d1[c] - d2[c] - 0.5f * d3[c] + d4[c];
-        t[5][j][c] = d1[c] - 1.5f * d2[c] - 2.f * d3[c] + 1.5f * d4[c] + d5[c];
-      }
-    }
-    for (int i = 0; i < kTile; ++i) {  // rows: v = t B
-      const auto& r = t[i];
-      float* o = v + static_cast<std::size_t>(i * kTile) * pos_stride + c0;
-      for (int c = 0; c < kLanes; ++c) {
-        o[0 * pos_stride + c] = r[0][c] - 1.5f * r[1][c] - 2.f * r[2][c] + 1.5f * r[3][c] + r[4][c];
-        o[1 * pos_stride + c] = r[1][c] - 2.5f * r[2][c] + 0.5f * r[3][c] + r[4][c];
-        o[2 * pos_stride + c] = -r[1][c] + 0.5f * r[2][c] + 2.5f * r[3][c] + r[4][c];
-        o[3 * pos_stride + c] = -2.f * r[1][c] - r[2][c] + 2.f * r[3][c] + r[4][c];
-        o[4 * pos_stride + c] = 0.5f * r[1][c] - r[2][c] - 0.5f * r[3][c] + r[4][c];
-        o[5 * pos_stride + c] = r[1][c] - 1.5f * r[2][c] - 2.f * r[3][c] + 1.5f * r[4][c] + r[5][c];
-      }
-    }
-  }
-}
-
-// m[pos * pos_stride + c] -> out[k][c] = relu((A^T m A)[k] + bias[c]) for the 16 outputs k
-// (a per-thread spill row for outputs outside the image).
-[[gnu::always_inline]] inline void output_tile_body(const float* m, std::size_t pos_stride, int C,
-                                                    const float* bias, float* const* out) {
-  for (int c0 = 0; c0 < C; c0 += kLanes) {
-    float t[kOut][kTile][kLanes];
-    for (int j = 0; j < kTile; ++j) {  // columns: t = A^T m
-      const float* q = m + static_cast<std::size_t>(j) * pos_stride + c0;
-      const float *m0 = q, *m1 = q + 1 * kTile * pos_stride, *m2 = q + 2 * kTile * pos_stride,
-                  *m3 = q + 3 * kTile * pos_stride, *m4 = q + 4 * kTile * pos_stride,
-                  *m5 = q + 5 * kTile * pos_stride;
-      for (int c = 0; c < kLanes; ++c) {
-        t[0][j][c] = m0[c] + m1[c] + m2[c] + m3[c] + m4[c];
-        t[1][j][c] = -m1[c] + m2[c] + 0.5f * m3[c] - 2.f * m4[c];
-        t[2][j][c] = m1[c] + m2[c] + 0.25f * m3[c] + 4.f * m4[c];
-        t[3][j][c] = -m1[c] + m2[c] + 0.125f * m3[c] - 8.f * m4[c] + m5[c];
-      }
-    }
-    for (int i = 0; i < kOut; ++i) {  // rows: y = t A, + bias, ReLU
-      const auto& r = t[i];
-      float *y0 = out[i * kOut + 0] + c0, *y1 = out[i * kOut + 1] + c0,
-            *y2 = out[i * kOut + 2] + c0, *y3 = out[i * kOut + 3] + c0;
-      const float* b = bias + c0;
-      for (int c = 0; c < kLanes; ++c) {
-        y0[c] = std::max(r[0][c] + r[1][c] + r[2][c] + r[3][c] + r[4][c] + b[c], 0.f);
-        y1[c] = std::max(-r[1][c] + r[2][c] + 0.5f * r[3][c] - 2.f * r[4][c] + b[c], 0.f);
-        y2[c] = std::max(r[1][c] + r[2][c] + 0.25f * r[3][c] + 4.f * r[4][c] + b[c], 0.f);
-        y3[c] =
-            std::max(-r[1][c] + r[2][c] + 0.125f * r[3][c] - 8.f * r[4][c] + r[5][c] + b[c], 0.f);
-      }
-    }
-  }
-}
-
-using InputFn = void (*)(const float* const*, int, float*, std::size_t);
-using OutputFn = void (*)(const float*, std::size_t, int, const float*, float* const*);
-
-void input_generic(const float* const* p, int C, float* v, std::size_t s) {
-  input_tile_body(p, C, v, s);
-}
-void output_generic(const float* m, std::size_t s, int C, const float* b, float* const* o) {
-  output_tile_body(m, s, C, b, o);
-}
-[[gnu::target("avx2,fma")]] void input_avx2(const float* const* p, int C, float* v, std::size_t s) {
-  input_tile_body(p, C, v, s);
-}
-[[gnu::target("avx2,fma")]] void output_avx2(const float* m, std::size_t s, int C, const float* b,
-                                             float* const* o) {
-  output_tile_body(m, s, C, b, o);
-}
-[[gnu::target("avx512f,fma")]] void input_avx512(const float* const* p, int C, float* v,
-                                                 std::size_t s) {
-  input_tile_body(p, C, v, s);
-}
-[[gnu::target("avx512f,fma")]] void output_avx512(const float* m, std::size_t s, int C,
-                                                  const float* b, float* const* o) {
-  output_tile_body(m, s, C, b, o);
-}
-
-struct Kernels {
-  InputFn input;
-  OutputFn output;
-  const char* name;
-};
-
-// The transform code for oneDNN's ISA here (so ONEDNN_MAX_CPU_ISA=AVX2 runs the AVX2 code on a
-// bigger CPU, as it does oneDNN's own).
-Kernels kernels_for(std::string_view isa) {
-  const std::string_view code = winograd_code_for(isa);
-  if (code == "avx512") return {input_avx512, output_avx512, "avx512"};
-  if (code == "avx2") return {input_avx2, output_avx2, "avx2"};
-  return {input_generic, output_generic, "generic"};
-}
-
-// U[pos][ci][co] = (G g G^T)[pos] of each kernel g[ci][co] (Keras's HWIO), in double.
-std::vector<float> transform_weights(const ConvWeights& w) {
+// F(4x4, 3x3): 6x6 input tiles, 36 transformed positions, 4x4 outputs per tile. Interpolation
+// points 0, -1, 1, 1/2, -2 (and infinity) rather than Lavin's 0, +-1, +-2: in float32 they
+// give 3.5x less error on 512 channels (a float64 simulation; Barabasz et al., "Error analysis
+// and improving the accuracy of Winograd convolution", 2020, found the same). The matrices
+// follow from the points (Toom-Cook): B^T's rows are the coefficients of prod_(l != k)(x - p_l),
+// G's rows p_k^j / prod_(l != k)(p_k - p_l), A^T's columns p_k^i.
+struct F4 {
+  static constexpr int kTile = 6, kOut = 4;
   static constexpr double G[kTile][3] = {{1, 0, 0},
                                          {-1.0 / 3, 1.0 / 3, -1.0 / 3},
                                          {1.0 / 3, 1.0 / 3, 1.0 / 3},
                                          {-16.0 / 15, -8.0 / 15, -4.0 / 15},
                                          {1.0 / 15, -2.0 / 15, 4.0 / 15},
                                          {0, 0, 1}};
-  std::vector<float> u(static_cast<std::size_t>(kPos) * w.cin * w.cout);
-  for (int ci = 0; ci < w.cin; ++ci)
-    for (int co = 0; co < w.cout; ++co) {
-      double g[3][3], t[kTile][3];
-      for (int ky = 0; ky < 3; ++ky)
-        for (int kx = 0; kx < 3; ++kx)
-          g[ky][kx] =
-              w.kernel[((static_cast<std::size_t>(ky) * 3 + kx) * w.cin + ci) * w.cout + co];
-      for (int i = 0; i < kTile; ++i)
-        for (int kx = 0; kx < 3; ++kx)
-          t[i][kx] = G[i][0] * g[0][kx] + G[i][1] * g[1][kx] + G[i][2] * g[2][kx];
-      for (int i = 0; i < kTile; ++i)
-        for (int j = 0; j < kTile; ++j)
-          u[(static_cast<std::size_t>(i * kTile + j) * w.cin + ci) * w.cout + co] =
-              static_cast<float>(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+
+  // 36 pixel pointers (row-major over the 6x6 tile; a pointer to zeros outside the image) ->
+  // v[pos * pos_stride + c] = (B^T d B)[pos] for each channel c.
+  [[gnu::always_inline]] static inline void input(const float* const* p, int C, float* v,
+                                                  std::size_t pos_stride) {
+    for (int c0 = 0; c0 < C; c0 += kLanes) {
+      float t[kTile][kTile][kLanes];
+      for (int j = 0; j < kTile; ++j) {  // columns: t = B^T d
+        const float *d0 = p[0 * kTile + j] + c0, *d1 = p[1 * kTile + j] + c0,
+                    *d2 = p[2 * kTile + j] + c0, *d3 = p[3 * kTile + j] + c0,
+                    *d4 = p[4 * kTile + j] + c0, *d5 = p[5 * kTile + j] + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          t[0][j][c] = d0[c] - 1.5f * d1[c] - 2.f * d2[c] + 1.5f * d3[c] + d4[c];
+          t[1][j][c] = d1[c] - 2.5f * d2[c] + 0.5f * d3[c] + d4[c];
+          t[2][j][c] = -d1[c] + 0.5f * d2[c] + 2.5f * d3[c] + d4[c];
+          t[3][j][c] = -2.f * d1[c] - d2[c] + 2.f * d3[c] + d4[c];
+          t[4][j][c] = 0.5f * d1[c] - d2[c] - 0.5f * d3[c] + d4[c];
+          t[5][j][c] = d1[c] - 1.5f * d2[c] - 2.f * d3[c] + 1.5f * d4[c] + d5[c];
+        }
+      }
+      for (int i = 0; i < kTile; ++i) {  // rows: v = t B
+        const auto& r = t[i];
+        float* o = v + static_cast<std::size_t>(i * kTile) * pos_stride + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          o[0 * pos_stride + c] =
+              r[0][c] - 1.5f * r[1][c] - 2.f * r[2][c] + 1.5f * r[3][c] + r[4][c];
+          o[1 * pos_stride + c] = r[1][c] - 2.5f * r[2][c] + 0.5f * r[3][c] + r[4][c];
+          o[2 * pos_stride + c] = -r[1][c] + 0.5f * r[2][c] + 2.5f * r[3][c] + r[4][c];
+          o[3 * pos_stride + c] = -2.f * r[1][c] - r[2][c] + 2.f * r[3][c] + r[4][c];
+          o[4 * pos_stride + c] = 0.5f * r[1][c] - r[2][c] - 0.5f * r[3][c] + r[4][c];
+          o[5 * pos_stride + c] =
+              r[1][c] - 1.5f * r[2][c] - 2.f * r[3][c] + 1.5f * r[4][c] + r[5][c];
+        }
+      }
     }
-  return u;
+  }
+
+  // m[pos * pos_stride + c] -> out[k][c] = relu((A^T m A)[k] + bias[c]) for the 16 outputs k
+  // (a per-thread spill row for outputs outside the image).
+  [[gnu::always_inline]] static inline void output(const float* m, std::size_t pos_stride, int C,
+                                                   const float* bias, float* const* out) {
+    for (int c0 = 0; c0 < C; c0 += kLanes) {
+      float t[kOut][kTile][kLanes];
+      for (int j = 0; j < kTile; ++j) {  // columns: t = A^T m
+        const float* q = m + static_cast<std::size_t>(j) * pos_stride + c0;
+        const float *m0 = q, *m1 = q + 1 * kTile * pos_stride, *m2 = q + 2 * kTile * pos_stride,
+                    *m3 = q + 3 * kTile * pos_stride, *m4 = q + 4 * kTile * pos_stride,
+                    *m5 = q + 5 * kTile * pos_stride;
+        for (int c = 0; c < kLanes; ++c) {
+          t[0][j][c] = m0[c] + m1[c] + m2[c] + m3[c] + m4[c];
+          t[1][j][c] = -m1[c] + m2[c] + 0.5f * m3[c] - 2.f * m4[c];
+          t[2][j][c] = m1[c] + m2[c] + 0.25f * m3[c] + 4.f * m4[c];
+          t[3][j][c] = -m1[c] + m2[c] + 0.125f * m3[c] - 8.f * m4[c] + m5[c];
+        }
+      }
+      for (int i = 0; i < kOut; ++i) {  // rows: y = t A, + bias, ReLU
+        const auto& r = t[i];
+        float *y0 = out[i * kOut + 0] + c0, *y1 = out[i * kOut + 1] + c0,
+              *y2 = out[i * kOut + 2] + c0, *y3 = out[i * kOut + 3] + c0;
+        const float* b = bias + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          y0[c] = std::max(r[0][c] + r[1][c] + r[2][c] + r[3][c] + r[4][c] + b[c], 0.f);
+          y1[c] = std::max(-r[1][c] + r[2][c] + 0.5f * r[3][c] - 2.f * r[4][c] + b[c], 0.f);
+          y2[c] = std::max(r[1][c] + r[2][c] + 0.25f * r[3][c] + 4.f * r[4][c] + b[c], 0.f);
+          y3[c] =
+              std::max(-r[1][c] + r[2][c] + 0.125f * r[3][c] - 8.f * r[4][c] + r[5][c] + b[c], 0.f);
+        }
+      }
+    }
+  }
+};
+
+// F(2x2, 3x3) (Lavin and Gray, points 0, +-1): 4x4 input tiles, 16 positions, 2x2 outputs
+// per tile; 2.25x fewer multiplications than direct where F(4x4) has 4x, exact in its
+// transforms (coefficients 0, +-1, +-1/2).
+struct F2 {
+  static constexpr int kTile = 4, kOut = 2;
+  static constexpr double G[kTile][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+  [[gnu::always_inline]] static inline void input(const float* const* p, int C, float* v,
+                                                  std::size_t pos_stride) {
+    for (int c0 = 0; c0 < C; c0 += kLanes) {
+      float t[kTile][kTile][kLanes];
+      for (int j = 0; j < kTile; ++j) {  // columns: t = B^T d
+        const float *d0 = p[0 * kTile + j] + c0, *d1 = p[1 * kTile + j] + c0,
+                    *d2 = p[2 * kTile + j] + c0, *d3 = p[3 * kTile + j] + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          t[0][j][c] = d0[c] - d2[c];
+          t[1][j][c] = d1[c] + d2[c];
+          t[2][j][c] = d2[c] - d1[c];
+          t[3][j][c] = d1[c] - d3[c];
+        }
+      }
+      for (int i = 0; i < kTile; ++i) {  // rows: v = t B
+        const auto& r = t[i];
+        float* o = v + static_cast<std::size_t>(i * kTile) * pos_stride + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          o[0 * pos_stride + c] = r[0][c] - r[2][c];
+          o[1 * pos_stride + c] = r[1][c] + r[2][c];
+          o[2 * pos_stride + c] = r[2][c] - r[1][c];
+          o[3 * pos_stride + c] = r[1][c] - r[3][c];
+        }
+      }
+    }
+  }
+
+  [[gnu::always_inline]] static inline void output(const float* m, std::size_t pos_stride, int C,
+                                                   const float* bias, float* const* out) {
+    for (int c0 = 0; c0 < C; c0 += kLanes) {
+      float t[kOut][kTile][kLanes];
+      for (int j = 0; j < kTile; ++j) {  // columns: t = A^T m
+        const float* q = m + static_cast<std::size_t>(j) * pos_stride + c0;
+        const float *m0 = q, *m1 = q + 1 * kTile * pos_stride, *m2 = q + 2 * kTile * pos_stride,
+                    *m3 = q + 3 * kTile * pos_stride;
+        for (int c = 0; c < kLanes; ++c) {
+          t[0][j][c] = m0[c] + m1[c] + m2[c];
+          t[1][j][c] = m1[c] - m2[c] - m3[c];
+        }
+      }
+      for (int i = 0; i < kOut; ++i) {  // rows: y = t A, + bias, ReLU
+        const auto& r = t[i];
+        float *y0 = out[i * kOut + 0] + c0, *y1 = out[i * kOut + 1] + c0;
+        const float* b = bias + c0;
+        for (int c = 0; c < kLanes; ++c) {
+          y0[c] = std::max(r[0][c] + r[1][c] + r[2][c] + b[c], 0.f);
+          y1[c] = std::max(r[1][c] - r[2][c] - r[3][c] + b[c], 0.f);
+        }
+      }
+    }
+  }
+};
+
+constexpr int kMaxTile = F4::kTile, kMaxOut = F4::kOut;
+
+using InputFn = void (*)(const float* const*, int, float*, std::size_t);
+using OutputFn = void (*)(const float*, std::size_t, int, const float*, float* const*);
+
+template <class F>
+void input_generic(const float* const* p, int C, float* v, std::size_t s) {
+  F::input(p, C, v, s);
+}
+template <class F>
+void output_generic(const float* m, std::size_t s, int C, const float* b, float* const* o) {
+  F::output(m, s, C, b, o);
+}
+template <class F>
+[[gnu::target("avx2,fma")]] void input_avx2(const float* const* p, int C, float* v, std::size_t s) {
+  F::input(p, C, v, s);
+}
+template <class F>
+[[gnu::target("avx2,fma")]] void output_avx2(const float* m, std::size_t s, int C, const float* b,
+                                             float* const* o) {
+  F::output(m, s, C, b, o);
+}
+template <class F>
+[[gnu::target("avx512f,fma")]] void input_avx512(const float* const* p, int C, float* v,
+                                                 std::size_t s) {
+  F::input(p, C, v, s);
+}
+template <class F>
+[[gnu::target("avx512f,fma")]] void output_avx512(const float* m, std::size_t s, int C,
+                                                  const float* b, float* const* o) {
+  F::output(m, s, C, b, o);
+}
+
+// One tile size's geometry, transforms and kernel transform.
+struct Kernels {
+  int tile = 0, out = 0;  // input tile side, output tile side
+  InputFn input;
+  OutputFn output;
+  const char* code;      // "avx512", "avx2", "generic"
+  const double (*g)[3];  // G: tile rows of 3
+};
+
+// The transform code for oneDNN's ISA here (so ONEDNN_MAX_CPU_ISA=AVX2 runs the AVX2 code on a
+// bigger CPU, as it does oneDNN's own).
+template <class F>
+Kernels kernels_for(std::string_view isa) {
+  const std::string_view code = winograd_code_for(isa);
+  if (code == "avx512")
+    return {F::kTile, F::kOut, input_avx512<F>, output_avx512<F>, "avx512", F::G};
+  if (code == "avx2") return {F::kTile, F::kOut, input_avx2<F>, output_avx2<F>, "avx2", F::G};
+  return {F::kTile, F::kOut, input_generic<F>, output_generic<F>, "generic", F::G};
+}
+
+Kernels kernels_for(WinogradTile tile, std::string_view isa) {
+  return tile == WinogradTile::f2x2 ? kernels_for<F2>(isa) : kernels_for<F4>(isa);
+}
+
+// u[pos][ci][co] = (G g G^T)[pos] of each kernel g[ci][co] of `kernel` (Keras's HWIO
+// [3][3][cin][cout]), in double, kLanes output channels at a time; OpenMP threads over ci.
+void transform_weights(const float* kernel, int cin, int cout, const Kernels& k, float* u) {
+  const int T = k.tile;
+  const auto& G = k.g;
+#pragma omp parallel for schedule(static) if (kThreads)
+  for (int ci = 0; ci < cin; ++ci)
+    for (int c0 = 0; c0 < cout; c0 += kLanes) {
+      double t[kMaxTile][3][kLanes];  // G g, per output channel
+      for (int i = 0; i < T; ++i)
+        for (int kx = 0; kx < 3; ++kx)
+          for (int c = 0; c < kLanes; ++c) {
+            double sum = 0;
+            for (int ky = 0; ky < 3; ++ky)
+              sum += G[i][ky] *
+                     kernel[((static_cast<std::size_t>(ky) * 3 + kx) * cin + ci) * cout + c0 + c];
+            t[i][kx][c] = sum;
+          }
+      for (int i = 0; i < T; ++i)
+        for (int j = 0; j < T; ++j) {
+          float* o = u + (static_cast<std::size_t>(i * T + j) * cin + ci) * cout + c0;
+          for (int c = 0; c < kLanes; ++c)
+            o[c] = static_cast<float>(t[i][0][c] * G[j][0] + t[i][1][c] * G[j][1] +
+                                      t[i][2][c] * G[j][2]);
+        }
+    }
 }
 
 }  // namespace
@@ -210,7 +298,8 @@ struct WinogradConv::Impl {
   dnnl::stream strm{engine()};
 };
 
-WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_unique<Impl>()) {
+WinogradConv::WinogradConv(const ConvWeights& w, Shape in, WinogradTile tile)
+    : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   if (w.cin != in.c)
     throw Error(
@@ -224,12 +313,12 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   s.h = in.h;
   s.w = in.w;
   s.max_n = in.n;
-  s.tiles_y = (in.h + kOut - 1) / kOut;
-  s.tiles_x = (in.w + kOut - 1) / kOut;
-  s.k = kernels_for(machine().isa);
-  s.bias = w.bias;
+  s.k = kernels_for(tile, machine().isa);
+  const int out = s.k.out, pos = s.k.tile * s.k.tile;
+  s.tiles_y = (in.h + out - 1) / out;
+  s.tiles_x = (in.w + out - 1) / out;
   s.zeros.assign(static_cast<std::size_t>(w.cin), 0.f);
-  const std::size_t per_tile = sizeof(float) * kPos * static_cast<std::size_t>(w.cin + w.cout);
+  const std::size_t per_tile = sizeof(float) * pos * static_cast<std::size_t>(w.cin + w.cout);
   // As many tiles per block as fit in kBlockBytes, at least kMinBlock (the matrix products of
   // 512-channel layers need rows), a multiple of kBlockStep. The block depends on the channels
   // only, never on the batch: oneDNN's gemm rounds a row differently for other row counts
@@ -237,16 +326,18 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   // batch it came in (shards, resumes and short batches give the same rows).
   s.block = static_cast<int>(std::clamp<std::size_t>(kBlockBytes / per_tile, kMinBlock, 960)) /
             kBlockStep * kBlockStep;
-  const std::vector<float> u = transform_weights(w);
-  s.u.reserve(u.size() * sizeof(float));
-  std::copy(u.begin(), u.end(), s.u.floats());
-  s.v.reserve(sizeof(float) * kPos * static_cast<std::size_t>(s.block) * w.cin);
-  s.m.reserve(sizeof(float) * kPos * static_cast<std::size_t>(s.block) * w.cout);
+  s.u.reserve(sizeof(float) * pos * static_cast<std::size_t>(w.cin) * w.cout);
+  if (w.kernel.size() != 9ull * w.cin * w.cout || w.bias.size() != static_cast<std::size_t>(w.cout))
+    throw Error(fmt::format("layer {}: {} kernel and {} bias values for {} -> {} channels", w.name,
+                            w.kernel.size(), w.bias.size(), w.cin, w.cout));
+  set_weights(w.kernel.data(), w.bias.data());
+  s.v.reserve(sizeof(float) * pos * static_cast<std::size_t>(s.block) * w.cin);
+  s.m.reserve(sizeof(float) * pos * static_cast<std::size_t>(s.block) * w.cout);
 
-  // [36, block, cin] x [36, cin, cout] -> [36, block, cout], row-major each.
-  const memory::desc src_md({kPos, s.block, w.cin}, dt::f32, tag::abc);
-  const memory::desc wei_md({kPos, w.cin, w.cout}, dt::f32, tag::abc);
-  const memory::desc dst_md({kPos, s.block, w.cout}, dt::f32, tag::abc);
+  // [pos, block, cin] x [pos, cin, cout] -> [pos, block, cout], row-major each.
+  const memory::desc src_md({pos, s.block, w.cin}, dt::f32, tag::abc);
+  const memory::desc wei_md({pos, w.cin, w.cout}, dt::f32, tag::abc);
+  const memory::desc dst_md({pos, s.block, w.cout}, dt::f32, tag::abc);
   const auto pd = call(
       [&] {
         return dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, wei_md, dst_md), attr(),
@@ -256,6 +347,12 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in) : impl_(std::make_uni
   s.matmul =
       Op(pd, dnnl::matmul(pd),
          {{DNNL_ARG_SRC, src_md}, {DNNL_ARG_WEIGHTS, wei_md}, {DNNL_ARG_DST, dst_md}}, s.scratch);
+}
+
+void WinogradConv::set_weights(const float* kernel, const float* bias) {
+  Impl& s = *impl_;
+  transform_weights(kernel, s.cin, s.cout, s.k, s.u.floats());
+  s.bias.assign(bias, bias + s.cout);
 }
 
 bool WinogradConv::takes(int cin, int cout) {
@@ -271,6 +368,7 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
   if (n < 1 || n > s.max_n)
     throw Error(fmt::format("layer {}: {} images, built for 1 to {}", s.name, n, s.max_n));
   const int per_image = s.tiles_y * s.tiles_x;
+  const int T = s.k.tile, O = s.k.out;
   const int total = n * per_image;
   const std::size_t vs = static_cast<std::size_t>(s.block) * s.cin;   // position stride in v
   const std::size_t ms = static_cast<std::size_t>(s.block) * s.cout;  // position stride in m
@@ -284,20 +382,20 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
 #pragma omp for schedule(static)
       for (int t = 0; t < s.block; ++t) {
         if (t >= count) {  // the last block's unused rows: zeros, so the product stays finite
-          for (int pos = 0; pos < kPos; ++pos)
+          for (int pos = 0; pos < T * T; ++pos)
             std::fill_n(v + pos * vs + static_cast<std::size_t>(t) * s.cin, s.cin, 0.f);
           continue;
         }
         const int tile = b0 + t, img = tile / per_image, ty = tile % per_image / s.tiles_x,
                   tx = tile % s.tiles_x;
         const float* image = src + static_cast<std::size_t>(img) * s.h * s.w * s.cin;
-        std::array<const float*, kPos> p;
-        for (int i = 0; i < kTile; ++i)
-          for (int j = 0; j < kTile; ++j) {
-            const int y = ty * kOut - 1 + i, x = tx * kOut - 1 + j;
-            p[i * kTile + j] = y >= 0 && y < s.h && x >= 0 && x < s.w
-                                   ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cin
-                                   : s.zeros.data();
+        std::array<const float*, kMaxTile * kMaxTile> p;
+        for (int i = 0; i < T; ++i)
+          for (int j = 0; j < T; ++j) {
+            const int y = ty * O - 1 + i, x = tx * O - 1 + j;
+            p[i * T + j] = y >= 0 && y < s.h && x >= 0 && x < s.w
+                               ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cin
+                               : s.zeros.data();
           }
         s.k.input(p.data(), s.cin, v + static_cast<std::size_t>(t) * s.cin, vs);
       }
@@ -311,13 +409,13 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
                   tx = tile % s.tiles_x;
         float* image = dst + static_cast<std::size_t>(img) * s.h * s.w * s.cout;
         float* spill = s.dummy.floats() + static_cast<std::size_t>(omp_get_thread_num()) * s.cout;
-        std::array<float*, kOut * kOut> out;
-        for (int i = 0; i < kOut; ++i)
-          for (int j = 0; j < kOut; ++j) {
-            const int y = ty * kOut + i, x = tx * kOut + j;
-            out[i * kOut + j] = y < s.h && x < s.w
-                                    ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cout
-                                    : spill;
+        std::array<float*, kMaxOut * kMaxOut> out;
+        for (int i = 0; i < O; ++i)
+          for (int j = 0; j < O; ++j) {
+            const int y = ty * O + i, x = tx * O + j;
+            out[i * O + j] = y < s.h && x < s.w
+                                 ? image + (static_cast<std::size_t>(y) * s.w + x) * s.cout
+                                 : spill;
           }
         s.k.output(m + static_cast<std::size_t>(t) * s.cout, ms, s.cout, s.bias.data(), out.data());
       }
@@ -326,8 +424,9 @@ void WinogradConv::forward(const float* src, int n, float* dst) {
 }
 
 std::string WinogradConv::describe() const {
-  return fmt::format("{}: tlkit winograd F(4x4,3x3) {}, {} tiles per block, matmul {}", impl_->name,
-                     impl_->k.name, impl_->block, impl_->matmul.impl());
+  const Impl& s = *impl_;
+  return fmt::format("{}: tlkit winograd F({}x{},3x3) {}, {} tiles per block, matmul {}", s.name,
+                     s.k.out, s.k.out, s.k.code, s.block, s.matmul.impl());
 }
 
 }  // namespace tl

@@ -26,11 +26,14 @@ namespace tl {
 // (where tlkit's Winograd is not offered: the machine module reports it as not native).
 std::string_view winograd_code_for(std::string_view isa);
 
+// The tile size: F(m x m, 3x3) computes m x m outputs per (m+2) x (m+2) input tile.
+enum class WinogradTile { f2x2, f4x4 };
+
 class WinogradConv {
  public:
   // `in`: the largest input [n, h, w, cin]; forward takes 1..n images of that size.
   // Error naming the layer when the weights' channels do not match `in`.
-  WinogradConv(const ConvWeights& w, Shape in);
+  WinogradConv(const ConvWeights& w, Shape in, WinogradTile tile = WinogradTile::f4x4);
   ~WinogradConv();
   WinogradConv(WinogradConv&&) noexcept;
   WinogradConv& operator=(WinogradConv&&) noexcept;
@@ -38,6 +41,9 @@ class WinogradConv {
   // The channel counts it takes: multiples of 16 (VGG16's convs past block1_conv1).
   static bool takes(int cin, int cout);
 
+  // Other weights of the same layer (fine-tuning changes them at every step): kernel HWIO
+  // [3][3][cin][cout] is transformed again, bias [cout] copied.
+  void set_weights(const float* kernel, const float* bias);
   // src [n, h, w, cin] NHWC -> dst [n, h, w, cout] NHWC: conv 3x3 pad 1 + bias, then ReLU.
   void forward(const float* src, int n, float* dst);
   // Tiles per block and the transform code that runs ("avx2", "avx512", "generic").
