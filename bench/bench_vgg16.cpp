@@ -76,7 +76,8 @@ BENCHMARK(Stack)
     ->UseRealTime()
     ->MeasureProcessCPUTime();
 
-// One conv layer alone at its 224x224-input shape, batch 8: args = {layer index, precision}.
+// One conv layer alone at its 224x224-input shape, batch 8: args = {layer index, precision,
+// algo} (algo 1, f32 only: oneDNN's Winograd, where the CPU has it).
 void Conv(benchmark::State& state) {
   const auto layers = tl::vgg16_layers();
   const int i = static_cast<int>(state.range(0));
@@ -87,27 +88,30 @@ void Conv(benchmark::State& state) {
               .width = s.w,
               .from = i == 0 ? "input" : std::string(layers[i - 1].name),
               .to = std::string(layers[i].name),
-              .precision = static_cast<tl::Precision>(state.range(1))});
+              .precision = static_cast<tl::Precision>(state.range(1)),
+              .algo = static_cast<tl::ConvAlgo>(state.range(2))});
   state.SetLabel(std::string(layers[i].name));
 }
 void ConvArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"layer", "prec"});
+  b->ArgNames({"layer", "prec", "algo"});
   const auto layers = tl::vgg16_layers();
-  for (int p = 0; p < 3; ++p)
+  for (const auto& [p, algo] : {std::pair{0, 0}, {0, 1}, {1, 0}, {2, 0}})
     for (int i = 0; i < static_cast<int>(layers.size()); ++i)
-      if (layers[i].kind == tl::LayerKind::conv) b->Args({i, p});
+      if (layers[i].kind == tl::LayerKind::conv) b->Args({i, p, algo});
 }
 BENCHMARK(Conv)->Apply(ConvArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// tlkit's own Winograd F(4x4, 3x3) (issue 19) on one conv layer at its 224x224-input shape,
-// batch 8, next to Conv's f32 direct: args = {layer index}. GFLOP/s are direct-equivalent.
+// tlkit's own Winograd (issue 19) on one conv layer at its 224x224-input shape, batch 8, next
+// to Conv's f32 direct: args = {layer index, tile: 4 = F(4x4,3x3), 2 = F(2x2,3x3)}. GFLOP/s
+// are direct-equivalent.
 void WinogradLayer(benchmark::State& state) {
   const auto layers = tl::vgg16_layers();
   const int i = static_cast<int>(state.range(0));
   const tl::Shape s = tl::infer_shapes({8, 224, 224, 3}, "input", layers[i - 1].name).back();
   try {
     const tl::ConvWeights& w = weights().conv(layers[i].name);
-    tl::WinogradConv conv(w, s);
+    tl::WinogradConv conv(w, s,
+                          state.range(1) == 2 ? tl::WinogradTile::f2x2 : tl::WinogradTile::f4x4);
     const auto x = input(s);
     std::vector<float> y(static_cast<std::size_t>(s.n) * s.h * s.w * w.cout);
     conv.forward(x.data(), s.n, y.data());  // warm-up
@@ -122,10 +126,11 @@ void WinogradLayer(benchmark::State& state) {
   }
 }
 void WinogradArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"layer"});
+  b->ArgNames({"layer", "tile"});
   const auto layers = tl::vgg16_layers();
-  for (int i = 1; i < static_cast<int>(layers.size()); ++i)
-    if (layers[i].kind == tl::LayerKind::conv) b->Args({i});
+  for (const int tile : {4, 2})
+    for (int i = 1; i < static_cast<int>(layers.size()); ++i)
+      if (layers[i].kind == tl::LayerKind::conv) b->Args({i, tile});
 }
 BENCHMARK(WinogradLayer)->Apply(WinogradArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
