@@ -1,9 +1,12 @@
 // Images/s of one fine-tuning step of block5 + head (forward, backward, SGD update) on
-// block4_pool tensors [N, 14, 14, 512] (224x224 images), and of block5's forward alone.
+// block4_pool tensors [N, side, side, 512] (side 14: 224x224 images), and of block5's forward
+// alone.
 //
-//   bench_finetune_step [batch=32] [steps=10] [head=mlp|linear] [precision=f32|bf16]
+//   bench_finetune_step [batch=32] [steps=10] [head=mlp|linear] [precision=f32|bf16] [side=14]
+//                       [algo=auto|direct|winograd-tlkit]
 //
-// precision: the training convs' (block5's forward alone is always f32).
+// precision: the training convs' (block5's forward alone is always f32); algo: the f32
+// forward's convolutions (tl::Block5).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,8 +27,10 @@ int main(int argc, char** argv) {
   const int steps = argc > 2 ? std::atoi(argv[2]) : 10;
   const std::string kind = argc > 3 ? argv[3] : "mlp";
   const tl::Precision precision = tl::parse_precision(argc > 4 ? argv[4] : "f32");
-  const tl::Shape in{1, 14, 14, 512};
-  tl::Block5 b5(tl::load_weights("random:1", tl::block5_layers()), in, precision);
+  const int side = argc > 5 ? std::atoi(argv[5]) : 14;
+  const tl::ConvAlgo algo = tl::parse_algo(argc > 6 ? argv[6] : "auto");
+  const tl::Shape in{1, side, side, 512};
+  tl::Block5 b5(tl::load_weights("random:1", tl::block5_layers()), in, precision, algo);
   tl::DenseHead head({.kind = tl::parse_head_kind(kind), .classes = 2, .input = b5.output_row()},
                      1);
   tl::FinetuneStep step(b5, head);
@@ -55,8 +60,9 @@ int main(int argc, char** argv) {
   for (int i = 0; i < steps; ++i) b5.forward(x.data(), batch, y.data());
   const double fwd_s = std::chrono::duration<double>(clock::now() - t0).count();
   std::printf("%s\n%s", tl::machine().summary().c_str(), b5.describe().c_str());
-  std::printf("batch %d, %s head, %d steps, %s training convs\n", batch, kind.c_str(), steps,
-              std::string(tl::to_string(precision)).c_str());
+  std::printf("batch %d of [%d, %d, 512], %s head, %d steps, %s training convs, %s f32 forward\n",
+              batch, side, side, kind.c_str(), steps, std::string(tl::to_string(precision)).c_str(),
+              std::string(tl::to_string(b5.forward_algo())).c_str());
   std::printf("fine-tuning step (fwd+bwd+sgd): %.2f img/s (%.1f ms/step)\n",
               steps * batch / train_s, 1e3 * train_s / steps);
   std::printf("block5 forward only:            %.2f img/s\n", steps * batch / fwd_s);

@@ -200,16 +200,53 @@ TEST(Block5, ShapesAndParamsInKerasLayout) {
   EXPECT_EQ(b5.conv_weights()[2].kernel, block5_weights(1).conv("block5_conv3").kernel);
 }
 
-TEST(Block5, InferenceForwardEqualsTheFloat64ReferenceAndVgg16) {
-  const Shape in{2, 5, 5, 512};  // odd: 5x5 -> 2x2
+// The skip reason where tlkit's Winograd does not run (below AVX2), else empty.
+std::string no_tlkit_winograd() {
+  const Machine& m = machine();
+  return m.f32_winograd_tlkit.native ? "" : m.f32_winograd_tlkit.impl;  // names the ISA
+}
+
+// block5's f32 forward on each algorithm: odd 5x5 maps (4x4 Winograd tiles do not divide
+// them; pooled to 2x2) and 8x6, batches of 2 and 3.
+TEST(Block5, InferenceForwardOnEachAlgoEqualsTheFloat64Reference) {
   const Vgg16Weights w = block5_weights(2);
-  const auto x = ref::random_input(static_cast<size_t>(in.elems()), 3, 0.f, 1.f);
-  Block5 b5(w, in);
-  std::vector<float> y(2 * b5.output_size());
-  b5.forward(x.data(), 2, y.data());
-  EXPECT_LT(
-      ref::rel_error(y, ref::forward(w, Vec(x.begin(), x.end()), in, "block4_pool", "block5_pool")),
-      1e-5);
+  for (const ConvAlgo algo : {ConvAlgo::direct, ConvAlgo::winograd_tlkit}) {
+    if (algo == ConvAlgo::winograd_tlkit && !no_tlkit_winograd().empty()) {
+      EXPECT_THROW(Block5(w, {1, 5, 5, 512}, Precision::f32, algo), Error);
+      GTEST_SKIP() << no_tlkit_winograd();
+    }
+    for (const Shape in : {Shape{2, 5, 5, 512}, Shape{3, 8, 6, 512}}) {
+      const auto x = ref::random_input(static_cast<size_t>(in.elems()), 3, 0.f, 1.f);
+      Block5 b5(w, in, Precision::f32, algo);
+      EXPECT_EQ(b5.forward_algo(), algo);
+      std::vector<float> y(in.n * b5.output_size());
+      b5.forward(x.data(), in.n, y.data());
+      const double err = ref::rel_error(
+          y, ref::forward(w, Vec(x.begin(), x.end()), in, "block4_pool", "block5_pool"));
+      RecordProperty(fmt::format("rel_error_{}_{}x{}", to_string(algo), in.h, in.w),
+                     fmt::format("{:.2e}", err));
+      EXPECT_LT(err, 1e-5) << to_string(algo) << " " << in.h << "x" << in.w << "\n"
+                           << b5.describe();
+    }
+  }
+}
+
+// auto: tlkit's Winograd from kBlock5WinogradSide (where it is faster, bench/RESULTS.md) where
+// it runs, else direct; oneDNN's Winograd is not offered for block5.
+TEST(Block5, AutoForwardAlgoFollowsTheMapSizeAndTheCpu) {
+  const Vgg16Weights w = block5_weights(2);
+  const ConvAlgo wino = no_tlkit_winograd().empty() ? ConvAlgo::winograd_tlkit : ConvAlgo::direct;
+  EXPECT_EQ(Block5(w, {1, kBlock5WinogradSide, 9, 512}).forward_algo(), wino);
+  EXPECT_EQ(Block5(w, {1, 9, kBlock5WinogradSide - 1, 512}).forward_algo(), ConvAlgo::direct);
+  EXPECT_EQ(Block5(w, {1, 14, 14, 512}, Precision::f32, ConvAlgo::direct).forward_algo(),
+            ConvAlgo::direct);
+  try {
+    Block5(w, {1, 14, 14, 512}, Precision::f32, ConvAlgo::winograd);
+    ADD_FAILURE() << "no error for block5 on oneDNN's Winograd";
+  } catch (const Error& e) {
+    EXPECT_HAS(e.what(), "block5: forward convolutions 'winograd'");
+    EXPECT_HAS(e.what(), "accepted: auto, direct, winograd-tlkit");
+  }
 }
 
 // x rounded as oneDNN rounds f32 to bf16 (to nearest, ties to even).
@@ -226,12 +263,13 @@ double round_bf16(double x) {
 // branches: against an unrounded reference a few activations within bf16 rounding of 0 flip
 // their ReLU mask, and at this size (32 positions per kernel entry) one flip moves a kernel
 // gradient by up to ~25%.
-void check_step_against_float64(Precision precision, double loss_tol, double tol) {
+void check_step_against_float64(Precision precision, double loss_tol, double tol,
+                                ConvAlgo algo = ConvAlgo::automatic) {
   const int n = 2, h = 4, wd = 4, c = 512, classes = 3;
   const Vgg16Weights w = block5_weights(3);
   const auto xf = ref::random_input(static_cast<size_t>(n) * h * wd * c, 4, 0.f, 1.f);
   const std::vector<int> labels{2, 0};
-  Block5 b5(w, {1, h, wd, c}, precision);
+  Block5 b5(w, {1, h, wd, c}, precision, algo);
   DenseHead head(
       {.kind = HeadKind::linear, .pool = Pool::none, .classes = classes, .input = b5.output_row()},
       5);
@@ -308,8 +346,15 @@ void check_step_against_float64(Precision precision, double loss_tol, double tol
   }
 }
 
+// The f32 step with block5's forward on oneDNN's direct convolutions and on tlkit's Winograd
+// (the backward passes are oneDNN's either way).
 TEST(FinetuneStep, OneSgdStepEqualsTheFloat64ReferenceStep) {
-  check_step_against_float64(Precision::f32, 1e-5, 1e-4);
+  check_step_against_float64(Precision::f32, 1e-5, 1e-4, ConvAlgo::direct);
+}
+
+TEST(FinetuneStep, OneSgdStepWithTheWinogradForwardEqualsTheFloat64ReferenceStep) {
+  if (!no_tlkit_winograd().empty()) GTEST_SKIP() << no_tlkit_winograd();
+  check_step_against_float64(Precision::f32, 1e-5, 1e-4, ConvAlgo::winograd_tlkit);
 }
 
 TEST(FinetuneStep, OneBf16SgdStepIsWithin2PercentOfTheFloat64ReferenceStep) {

@@ -7,6 +7,7 @@
 
 #include "tl/error.hpp"
 #include "tl/machine.hpp"
+#include "tl/winograd.hpp"
 
 namespace tl {
 
@@ -26,13 +27,21 @@ namespace {
 constexpr int kChannels = 512;
 
 // The layers and activations of one batch size. Never moved once built (the layers point at
-// its scratchpad).
+// its scratchpad). `wino_weights`: block5's weights when the f32 forward runs on tlkit's
+// Winograd (empty: it runs on the oneDNN layers).
 struct Block5Plan {
-  Block5Plan(int n, const Shape& in, Pass pass, Precision precision) : n(n) {
+  Block5Plan(int n, const Shape& in, Pass pass, Precision precision,
+             const std::vector<ConvWeights>& wino_weights)
+      : n(n) {
     const int h = in.h, w = in.w, c = kChannels;
-    for (int k = 0; k < 3; ++k)  // {N, 512, h, w} -> {N, 512, h, w}; conv1's input is constant
-      convs.emplace_back(n, h, w, c, c, /*relu=*/true, pass, scratch, /*diff_src=*/k > 0,
-                         precision);
+    // {N, 512, h, w} -> {N, 512, h, w}; conv1's input is constant. Training's backward passes
+    // always run on these; the forward does where Winograd does not.
+    if (wino_weights.empty() || pass == Pass::training)
+      for (int k = 0; k < 3; ++k)
+        convs.emplace_back(n, h, w, c, c, /*relu=*/true, pass, scratch, /*diff_src=*/k > 0,
+                           precision);
+    for (const ConvWeights& cw : wino_weights)  // NHWC [n, h, w, 512] -> [n, h, w, 512]
+      wino.emplace_back(cw, Shape{.n = n, .h = h, .w = w, .c = c});
     pool.emplace(n, h, w, c, pass, scratch);  // {N, 512, h, w} -> {N, 512, h/2, w/2}
     const size_t bytes = sizeof(float) * n * h * w * c;
     for (auto& a : act) a.reserve(bytes);
@@ -42,6 +51,7 @@ struct Block5Plan {
   int n;
   Scratchpad scratch;
   std::vector<ConvLayer> convs;
+  std::vector<WinogradConv> wino;
   std::optional<MaxPoolLayer> pool;
   // act[k]: conv k+1's output; diff[0], diff[1]: gradients ping-pong.
   AlignedBuffer act[3], diff[2];
@@ -49,32 +59,76 @@ struct Block5Plan {
 
 constexpr size_t kMaxPlans = 6;
 
+// The f32 forward's algorithm for `requested` on block4_pool rows `in`.
+ConvAlgo forward_algo_for(ConvAlgo requested, const Shape& in) {
+  const Machine& m = machine();
+  switch (requested) {
+    case ConvAlgo::automatic:
+      return m.f32_winograd_tlkit.native && std::min(in.h, in.w) >= kBlock5WinogradSide
+                 ? ConvAlgo::winograd_tlkit
+                 : ConvAlgo::direct;
+    case ConvAlgo::direct:
+      return ConvAlgo::direct;
+    case ConvAlgo::winograd_tlkit:
+      if (!m.f32_winograd_tlkit.native)
+        throw Error(
+            fmt::format("block5: no winograd-tlkit forward here ({})", m.f32_winograd_tlkit.impl));
+      return ConvAlgo::winograd_tlkit;
+    case ConvAlgo::winograd:
+      break;
+  }
+  throw Error(
+      fmt::format("block5: forward convolutions '{}' (accepted: auto, direct, "
+                  "winograd-tlkit)",
+                  to_string(requested)));
+}
+
 }  // namespace
 
 struct Block5::Impl {
   Shape in, out;
   Precision precision = Precision::f32;
+  ConvAlgo algo = ConvAlgo::direct;  // the f32 forward's
   std::vector<Param> params;
   PlanCache<std::pair<int, Pass>, Block5Plan> plans{kMaxPlans};
 
+  std::vector<ConvWeights> conv_weights() const {
+    std::vector<ConvWeights> out;
+    for (size_t k = 0; k < 3; ++k)
+      out.push_back(
+          {block5_layers()[k], kChannels, kChannels, params[2 * k].value, params[2 * k + 1].value});
+    return out;
+  }
+
   Block5Plan& plan(int n, Pass pass) {
     if (n < 1) throw Error(fmt::format("block5: batch of {} rows", n));
-    return plans.get({n, pass},
-                     [&] { return std::make_unique<Block5Plan>(n, in, pass, precision); });
+    return plans.get({n, pass}, [&] {
+      // Winograd computes the f32 forwards only (bf16 training convs read bf16).
+      const bool wino = algo == ConvAlgo::winograd_tlkit &&
+                        (pass == Pass::inference || precision == Precision::f32);
+      return std::make_unique<Block5Plan>(n, in, pass, precision,
+                                          wino ? conv_weights() : std::vector<ConvWeights>{});
+    });
   }
 
   void run_forward(Block5Plan& p, const float* src, float* dst) {
     const float* x = src;
     for (int k = 0; k < 3; ++k) {
-      p.convs[k].set_weights(params[2 * k].value.data(), params[2 * k + 1].value.data());
-      p.convs[k].forward(x, p.act[k].floats());
+      const float *kernel = params[2 * k].value.data(), *bias = params[2 * k + 1].value.data();
+      if (!p.convs.empty()) p.convs[k].set_weights(kernel, bias);  // forward or backward
+      if (p.wino.empty()) {
+        p.convs[k].forward(x, p.act[k].floats());
+      } else {
+        p.wino[k].set_weights(kernel, bias);
+        p.wino[k].forward(x, p.n, p.act[k].floats());
+      }
       x = p.act[k].floats();
     }
     p.pool->forward(x, dst);
   }
 };
 
-Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision)
+Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision, ConvAlgo algo)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   if (precision == Precision::int8) throw Error("block5: int8 training is not supported");
@@ -85,6 +139,7 @@ Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision)
         fmt::format("block5: input rows [{}, {}, {}], need [h, w, 512] with h, w >= 2 "
                     "(block4_pool features)",
                     in.h, in.w, in.c));
+  m.algo = forward_algo_for(algo, in);
   m.in = {1, in.h, in.w, kChannels};
   m.out = {1, in.h / 2, in.w / 2, kChannels};
   for (const auto& name : block5_layers()) {
@@ -127,11 +182,7 @@ const std::vector<Param>& Block5::params() const {
 }
 
 std::vector<ConvWeights> Block5::conv_weights() const {
-  std::vector<ConvWeights> out;
-  const auto& ps = impl_->params;
-  for (size_t k = 0; k < 3; ++k)
-    out.push_back({block5_layers()[k], kChannels, kChannels, ps[2 * k].value, ps[2 * k + 1].value});
-  return out;
+  return impl_->conv_weights();
 }
 
 void Block5::forward(const float* src, int n, float* dst) {
@@ -164,13 +215,20 @@ Precision Block5::precision() const {
   return impl_->precision;
 }
 
+ConvAlgo Block5::forward_algo() const {
+  return impl_->algo;
+}
+
 std::string Block5::describe() const {
   std::string s;
   for (const auto& [key, p] : impl_->plans) {
     s += fmt::format("block5 batch {} ({}):\n", key.first,
                      key.second == Pass::training ? "training" : "inference");
-    for (size_t k = 0; k < p->convs.size(); ++k)
-      s += fmt::format("  {}: {}\n", block5_layers()[k], p->convs[k].describe());
+    for (size_t k = 0; k < 3; ++k) {
+      std::string what = p->convs.empty() ? "" : p->convs[k].describe();
+      if (!p->wino.empty()) what += (what.empty() ? "" : "; forward ") + p->wino[k].describe();
+      s += fmt::format("  {}: {}\n", block5_layers()[k], what);
+    }
     s += "  block5_pool: " + p->pool->describe() + "\n";
   }
   return s;

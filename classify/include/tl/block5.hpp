@@ -37,14 +37,22 @@ inline constexpr const char* kFinetuneFeatureLayer = "block4_pool";
 // the accepted values otherwise.
 Precision parse_training_precision(std::string_view s);
 
+// The smallest block5 map (block4_pool rows of side h, w >= this) on which ConvAlgo::automatic
+// runs block5's f32 forward on tlkit's Winograd (bench/RESULTS.md, issue 19).
+inline constexpr int kBlock5WinogradSide = 4;
+
 // block5_conv1 -> block5_conv2 -> block5_conv3 (ReLU each) -> block5_pool.
 class Block5 {
  public:
   // `weights` must hold the three block5 convs (Error naming the layer and the file
   // otherwise); `in` is one block4_pool row [h, w, 512] with h, w >= 2. `precision`: the
   // training convs' (train_forward, backward); forward() is always f32. bf16 on a CPU
-  // without bf16 convolutions: Error.
-  Block5(const Vgg16Weights& weights, Shape in, Precision precision = Precision::f32);
+  // without bf16 convolutions: Error. `algo`: the f32 forward convolutions' (the backward
+  // passes are oneDNN's direct ones whatever it is): automatic = tlkit's Winograd where it
+  // runs (AVX2 and up) and is faster (maps of at least kBlock5WinogradSide), else direct;
+  // direct; winograd_tlkit (Error below AVX2). Others: Error.
+  Block5(const Vgg16Weights& weights, Shape in, Precision precision = Precision::f32,
+         ConvAlgo algo = ConvAlgo::automatic);
   ~Block5();
   Block5(Block5&&) noexcept;
   Block5& operator=(Block5&&) noexcept;
@@ -69,6 +77,8 @@ class Block5 {
   void backward(const float* src, int n, const float* diff_dst);
 
   Precision precision() const;
+  // The f32 forward's convolutions: ConvAlgo::direct or ConvAlgo::winograd_tlkit.
+  ConvAlgo forward_algo() const;
   std::string describe() const;  // the oneDNN implementations of the plans built so far
 
  private:
