@@ -144,6 +144,34 @@ struct ScopedEnv {
   }
 };
 
+// Issue 19: below AVX2 (SSE4.1, forced with oneDNN's cap) neither Winograd runs: asking for
+// either is a usage error naming the ISA before any file is created; the f32 default is direct,
+// said once and recorded.
+TEST(Tools, WinogradBelowAvx2IsRefusedBeforeAnyFile) {
+  TempDir d;
+  testing::make_class_folders(d / "imgs", {"a", "b"}, 1);
+  const std::string out = (d / "out.h5").string();
+  const std::vector<std::string> base{
+      "--images", (d / "imgs").string(), "--output", out, "--weights", "random:1", "--size", "32",
+      "--layer",  "block2_pool",         "--quiet"};
+  const ScopedEnv cap("ONEDNN_MAX_CPU_ISA", "SSE41");
+  for (const char* algo : {"winograd-tlkit", "winograd"}) {
+    SCOPED_TRACE(algo);
+    const ToolRun r = run_tool("tl-extract", base + std::vector<std::string>{"--algo", algo});
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_HAS(r.out, fmt::format("--algo {}: this CPU (oneDNN ISA sse41", algo));
+    EXPECT_HAS(r.out, "it runs f32 (direct)");
+    EXPECT_FALSE(fs::exists(out));
+    EXPECT_FALSE(fs::exists(out + ".lock"));
+  }
+  const ToolRun r = run_tool("tl-extract", base);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_HAS(r.out, "f32 convolutions: direct (no f32 Winograd on ISA sse41)");
+  const FeatureMeta m = FeatureReader(out).meta();
+  EXPECT_EQ(m.algo, "direct");
+  EXPECT_EQ(m.cpu_isa, "sse41");
+}
+
 // Issue 14: on an AVX2 CPU (forced here with oneDNN's cap, so it runs on every machine) a
 // precision or algorithm oneDNN has no native kernel for is a usage error (exit 2) naming the
 // ISA and what runs instead, before any file is created; the f32 default falls back to
