@@ -172,15 +172,18 @@ class Builder {
     // --algo is an f32 choice. oneDNN 2.6 also has an int8 Winograd (u8s8s32x_wino), but on
     // the demo it moved features by 10% of their scale where direct int8 moves them 4%.
     const auto algo = m_.cfg.precision == Precision::f32 ? m_.cfg.algo : ConvAlgo::direct;
-    // Not the first layer (3 input channels): it runs direct, as under oneDNN's Winograd.
-    if (tlkit_winograd(m_.cfg) && WinogradConv::takes(l.cin, l.cout)) {
+    // Winograd, oneDNN's or tlkit's, for every conv but the first (3 input channels), which
+    // runs direct: oneDNN's Winograd takes it, but ran it 3.4x slower than direct (bench_vgg16
+    // Conv/layer:0/prec:0/algo:1 vs algo:0 on AVX-512, bench/RESULTS.md).
+    const bool wino_layer = WinogradConv::takes(l.cin, l.cout);
+    if (tlkit_winograd(m_.cfg) && wino_layer) {
       add_tlkit_winograd(w, in, out);
       return;
     }
     const auto pd = onednn::call(
         [&] {
-          if (algo == ConvAlgo::winograd) {
-            try {  // Winograd where oneDNN has it (not for 3 input channels); direct elsewhere
+          if (algo == ConvAlgo::winograd && wino_layer) {
+            try {  // Winograd where oneDNN has it; direct elsewhere
               return make(dnnl::algorithm::convolution_winograd);
             } catch (const dnnl::error&) {
               return make(dnnl::algorithm::convolution_direct);
