@@ -107,6 +107,31 @@ TEST(WinogradConv, RefusesWrongChannelsAndBatches) {
   std::vector<float> x(3 * 8 * 8 * 64), y(3 * 8 * 8 * 128);
   EXPECT_THROW(conv.forward(x.data(), 3, y.data()), Error);
   EXPECT_THROW(conv.forward(x.data(), 0, y.data()), Error);
+  ConvWeights cut = w.conv("block2_conv1");
+  cut.kernel.pop_back();
+  try {
+    WinogradConv(cut, {.n = 1, .h = 8, .w = 8, .c = 64});
+    ADD_FAILURE() << "no error for a short kernel";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer block2_conv1: 73727 kernel and 128 bias values"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// set_weights (fine-tuning's new weights at every step) gives what a layer built with those
+// weights gives, bit for bit.
+TEST(WinogradConv, SetWeightsEqualsALayerBuiltWithThem) {
+  const ConvWeights a = ref::test_weights(19).conv("block3_conv2"),
+                    b = ref::test_weights(21).conv("block3_conv2");
+  const Shape s{.n = 2, .h = 9, .w = 10, .c = a.cin};
+  const std::vector<float> x = ref::random_input(static_cast<size_t>(s.elems()), 9, 0.f, 2.f);
+  std::vector<float> got(static_cast<size_t>(s.n) * s.h * s.w * a.cout), want(got.size());
+  WinogradConv conv(a, s), fresh(b, s);
+  conv.set_weights(b.kernel.data(), b.bias.data());
+  conv.forward(x.data(), s.n, got.data());
+  fresh.forward(x.data(), s.n, want.data());
+  EXPECT_EQ(got, want);
 }
 
 }  // namespace

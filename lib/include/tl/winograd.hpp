@@ -1,6 +1,6 @@
 // tlkit's own f32 Winograd convolution F(4x4, 3x3) for VGG16's 3x3, stride-1, pad-1 layers,
 // for CPUs where oneDNN 2.6 has none (below AVX-512). Vgg16 runs it for --algo winograd where
-// oneDNN has no Winograd, and for --algo winograd-tlkit.
+// oneDNN has no Winograd, and for --algo winograd-tlkit; Block5 for its f32 forward.
 //
 //   tl::WinogradConv conv(weights.conv("block4_conv2"), {.n = 32, .h = 28, .w = 28, .c = 512});
 //   conv.forward(src, n, dst);   // NHWC [n, 28, 28, 512] -> NHWC [n, 28, 28, 512], bias + ReLU
@@ -26,7 +26,9 @@ namespace tl {
 // (where tlkit's Winograd is not offered: the machine module reports it as not native).
 std::string_view winograd_code_for(std::string_view isa);
 
-// The tile size: F(m x m, 3x3) computes m x m outputs per (m+2) x (m+2) input tile.
+// The tile size: F(m x m, 3x3) computes m x m outputs per (m+2) x (m+2) input tile. F(4x4)
+// is what tlkit runs: 1.25-1.6x F(2x2) on every VGG16 layer, F(2x2) 5x more accurate, both
+// within the f32 bound (bench/RESULTS.md).
 enum class WinogradTile { f2x2, f4x4 };
 
 class WinogradConv {
