@@ -47,6 +47,12 @@ constexpr int kBlockStep = 48;
 // kLanes (VGG16's convs past the first have 64 to 512).
 constexpr int kLanes = 16;
 
+// A tile size is its two 1-D transforms on kLanes channels, x[0..kTile) -> y: bt (y = B^T x,
+// kTile values) and at (y = A^T x, kOut values), each reading x(k)[c] and handing y[k][c] to
+// y(k, c, value) (which stores it, or adds the bias and applies ReLU: a separate pass for
+// those cost 10% on AVX-512), and G (kTile x 3) for the kernels. The 2-D transforms below
+// apply them to columns, then rows.
+
 // F(4x4, 3x3): 6x6 input tiles, 36 transformed positions, 4x4 outputs per tile. Interpolation
 // points 0, -1, 1, 1/2, -2 (and infinity) rather than Lavin's 0, +-1, +-2: in float32 they
 // give 3.5x less error on 512 channels (a float64 simulation; Barabasz et al., "Error analysis
@@ -61,74 +67,26 @@ struct F4 {
                                          {-16.0 / 15, -8.0 / 15, -4.0 / 15},
                                          {1.0 / 15, -2.0 / 15, 4.0 / 15},
                                          {0, 0, 1}};
-
-  // 36 pixel pointers (row-major over the 6x6 tile; a pointer to zeros outside the image) ->
-  // v[pos * pos_stride + c] = (B^T d B)[pos] for each channel c.
-  [[gnu::always_inline]] static inline void input(const float* const* p, int C, float* v,
-                                                  std::size_t pos_stride) {
-    for (int c0 = 0; c0 < C; c0 += kLanes) {
-      float t[kTile][kTile][kLanes];
-      for (int j = 0; j < kTile; ++j) {  // columns: t = B^T d
-        const float *d0 = p[0 * kTile + j] + c0, *d1 = p[1 * kTile + j] + c0,
-                    *d2 = p[2 * kTile + j] + c0, *d3 = p[3 * kTile + j] + c0,
-                    *d4 = p[4 * kTile + j] + c0, *d5 = p[5 * kTile + j] + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          t[0][j][c] = d0[c] - 1.5f * d1[c] - 2.f * d2[c] + 1.5f * d3[c] + d4[c];
-          t[1][j][c] = d1[c] - 2.5f * d2[c] + 0.5f * d3[c] + d4[c];
-          t[2][j][c] = -d1[c] + 0.5f * d2[c] + 2.5f * d3[c] + d4[c];
-          t[3][j][c] = -2.f * d1[c] - d2[c] + 2.f * d3[c] + d4[c];
-          t[4][j][c] = 0.5f * d1[c] - d2[c] - 0.5f * d3[c] + d4[c];
-          t[5][j][c] = d1[c] - 1.5f * d2[c] - 2.f * d3[c] + 1.5f * d4[c] + d5[c];
-        }
-      }
-      for (int i = 0; i < kTile; ++i) {  // rows: v = t B
-        const auto& r = t[i];
-        float* o = v + static_cast<std::size_t>(i * kTile) * pos_stride + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          o[0 * pos_stride + c] =
-              r[0][c] - 1.5f * r[1][c] - 2.f * r[2][c] + 1.5f * r[3][c] + r[4][c];
-          o[1 * pos_stride + c] = r[1][c] - 2.5f * r[2][c] + 0.5f * r[3][c] + r[4][c];
-          o[2 * pos_stride + c] = -r[1][c] + 0.5f * r[2][c] + 2.5f * r[3][c] + r[4][c];
-          o[3 * pos_stride + c] = -2.f * r[1][c] - r[2][c] + 2.f * r[3][c] + r[4][c];
-          o[4 * pos_stride + c] = 0.5f * r[1][c] - r[2][c] - 0.5f * r[3][c] + r[4][c];
-          o[5 * pos_stride + c] =
-              r[1][c] - 1.5f * r[2][c] - 2.f * r[3][c] + 1.5f * r[4][c] + r[5][c];
-        }
-      }
+  template <class X, class Y>
+  [[gnu::always_inline]] static inline void bt(X x, Y y) {
+    const float *x0 = x(0), *x1 = x(1), *x2 = x(2), *x3 = x(3), *x4 = x(4), *x5 = x(5);
+    for (int c = 0; c < kLanes; ++c) {
+      y(0, c, x0[c] - 1.5f * x1[c] - 2.f * x2[c] + 1.5f * x3[c] + x4[c]);
+      y(1, c, x1[c] - 2.5f * x2[c] + 0.5f * x3[c] + x4[c]);
+      y(2, c, -x1[c] + 0.5f * x2[c] + 2.5f * x3[c] + x4[c]);
+      y(3, c, -2.f * x1[c] - x2[c] + 2.f * x3[c] + x4[c]);
+      y(4, c, 0.5f * x1[c] - x2[c] - 0.5f * x3[c] + x4[c]);
+      y(5, c, x1[c] - 1.5f * x2[c] - 2.f * x3[c] + 1.5f * x4[c] + x5[c]);
     }
   }
-
-  // m[pos * pos_stride + c] -> out[k][c] = relu((A^T m A)[k] + bias[c]) for the 16 outputs k
-  // (a per-thread spill row for outputs outside the image).
-  [[gnu::always_inline]] static inline void output(const float* m, std::size_t pos_stride, int C,
-                                                   const float* bias, float* const* out) {
-    for (int c0 = 0; c0 < C; c0 += kLanes) {
-      float t[kOut][kTile][kLanes];
-      for (int j = 0; j < kTile; ++j) {  // columns: t = A^T m
-        const float* q = m + static_cast<std::size_t>(j) * pos_stride + c0;
-        const float *m0 = q, *m1 = q + 1 * kTile * pos_stride, *m2 = q + 2 * kTile * pos_stride,
-                    *m3 = q + 3 * kTile * pos_stride, *m4 = q + 4 * kTile * pos_stride,
-                    *m5 = q + 5 * kTile * pos_stride;
-        for (int c = 0; c < kLanes; ++c) {
-          t[0][j][c] = m0[c] + m1[c] + m2[c] + m3[c] + m4[c];
-          t[1][j][c] = -m1[c] + m2[c] + 0.5f * m3[c] - 2.f * m4[c];
-          t[2][j][c] = m1[c] + m2[c] + 0.25f * m3[c] + 4.f * m4[c];
-          t[3][j][c] = -m1[c] + m2[c] + 0.125f * m3[c] - 8.f * m4[c] + m5[c];
-        }
-      }
-      for (int i = 0; i < kOut; ++i) {  // rows: y = t A, + bias, ReLU
-        const auto& r = t[i];
-        float *y0 = out[i * kOut + 0] + c0, *y1 = out[i * kOut + 1] + c0,
-              *y2 = out[i * kOut + 2] + c0, *y3 = out[i * kOut + 3] + c0;
-        const float* b = bias + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          y0[c] = std::max(r[0][c] + r[1][c] + r[2][c] + r[3][c] + r[4][c] + b[c], 0.f);
-          y1[c] = std::max(-r[1][c] + r[2][c] + 0.5f * r[3][c] - 2.f * r[4][c] + b[c], 0.f);
-          y2[c] = std::max(r[1][c] + r[2][c] + 0.25f * r[3][c] + 4.f * r[4][c] + b[c], 0.f);
-          y3[c] =
-              std::max(-r[1][c] + r[2][c] + 0.125f * r[3][c] - 8.f * r[4][c] + r[5][c] + b[c], 0.f);
-        }
-      }
+  template <class X, class Y>
+  [[gnu::always_inline]] static inline void at(X x, Y y) {
+    const float *x0 = x(0), *x1 = x(1), *x2 = x(2), *x3 = x(3), *x4 = x(4), *x5 = x(5);
+    for (int c = 0; c < kLanes; ++c) {
+      y(0, c, x0[c] + x1[c] + x2[c] + x3[c] + x4[c]);
+      y(1, c, -x1[c] + x2[c] + 0.5f * x3[c] - 2.f * x4[c]);
+      y(2, c, x1[c] + x2[c] + 0.25f * x3[c] + 4.f * x4[c]);
+      y(3, c, -x1[c] + x2[c] + 0.125f * x3[c] - 8.f * x4[c] + x5[c]);
     }
   }
 };
@@ -139,59 +97,62 @@ struct F4 {
 struct F2 {
   static constexpr int kTile = 4, kOut = 2;
   static constexpr double G[kTile][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-
-  [[gnu::always_inline]] static inline void input(const float* const* p, int C, float* v,
-                                                  std::size_t pos_stride) {
-    for (int c0 = 0; c0 < C; c0 += kLanes) {
-      float t[kTile][kTile][kLanes];
-      for (int j = 0; j < kTile; ++j) {  // columns: t = B^T d
-        const float *d0 = p[0 * kTile + j] + c0, *d1 = p[1 * kTile + j] + c0,
-                    *d2 = p[2 * kTile + j] + c0, *d3 = p[3 * kTile + j] + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          t[0][j][c] = d0[c] - d2[c];
-          t[1][j][c] = d1[c] + d2[c];
-          t[2][j][c] = d2[c] - d1[c];
-          t[3][j][c] = d1[c] - d3[c];
-        }
-      }
-      for (int i = 0; i < kTile; ++i) {  // rows: v = t B
-        const auto& r = t[i];
-        float* o = v + static_cast<std::size_t>(i * kTile) * pos_stride + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          o[0 * pos_stride + c] = r[0][c] - r[2][c];
-          o[1 * pos_stride + c] = r[1][c] + r[2][c];
-          o[2 * pos_stride + c] = r[2][c] - r[1][c];
-          o[3 * pos_stride + c] = r[1][c] - r[3][c];
-        }
-      }
+  template <class X, class Y>
+  [[gnu::always_inline]] static inline void bt(X x, Y y) {
+    const float *x0 = x(0), *x1 = x(1), *x2 = x(2), *x3 = x(3);
+    for (int c = 0; c < kLanes; ++c) {
+      y(0, c, x0[c] - x2[c]);
+      y(1, c, x1[c] + x2[c]);
+      y(2, c, x2[c] - x1[c]);
+      y(3, c, x1[c] - x3[c]);
     }
   }
-
-  [[gnu::always_inline]] static inline void output(const float* m, std::size_t pos_stride, int C,
-                                                   const float* bias, float* const* out) {
-    for (int c0 = 0; c0 < C; c0 += kLanes) {
-      float t[kOut][kTile][kLanes];
-      for (int j = 0; j < kTile; ++j) {  // columns: t = A^T m
-        const float* q = m + static_cast<std::size_t>(j) * pos_stride + c0;
-        const float *m0 = q, *m1 = q + 1 * kTile * pos_stride, *m2 = q + 2 * kTile * pos_stride,
-                    *m3 = q + 3 * kTile * pos_stride;
-        for (int c = 0; c < kLanes; ++c) {
-          t[0][j][c] = m0[c] + m1[c] + m2[c];
-          t[1][j][c] = m1[c] - m2[c] - m3[c];
-        }
-      }
-      for (int i = 0; i < kOut; ++i) {  // rows: y = t A, + bias, ReLU
-        const auto& r = t[i];
-        float *y0 = out[i * kOut + 0] + c0, *y1 = out[i * kOut + 1] + c0;
-        const float* b = bias + c0;
-        for (int c = 0; c < kLanes; ++c) {
-          y0[c] = std::max(r[0][c] + r[1][c] + r[2][c] + b[c], 0.f);
-          y1[c] = std::max(r[1][c] - r[2][c] - r[3][c] + b[c], 0.f);
-        }
-      }
+  template <class X, class Y>
+  [[gnu::always_inline]] static inline void at(X x, Y y) {
+    const float *x0 = x(0), *x1 = x(1), *x2 = x(2), *x3 = x(3);
+    for (int c = 0; c < kLanes; ++c) {
+      y(0, c, x0[c] + x1[c] + x2[c]);
+      y(1, c, x1[c] - x2[c] - x3[c]);
     }
   }
 };
+
+// kTile^2 pixel pointers (row-major over the tile; a pointer to zeros outside the image) ->
+// v[pos * pos_stride + c] = (B^T d B)[pos] for each channel c.
+template <class F>
+[[gnu::always_inline]] inline void input_tile(const float* const* p, int C, float* v,
+                                              std::size_t pos_stride) {
+  constexpr int T = F::kTile;
+  for (int c0 = 0; c0 < C; c0 += kLanes) {
+    float t[T][T][kLanes];
+    for (int j = 0; j < T; ++j)  // columns: t = B^T d
+      F::bt([&](int k) { return p[k * T + j] + c0; },
+            [&](int k, int c, float x) { t[k][j][c] = x; });
+    for (int i = 0; i < T; ++i)  // rows: v = t B
+      F::bt([&](int k) -> const float* { return t[i][k]; },
+            [&](int k, int c, float x) {
+              v[static_cast<std::size_t>(i * T + k) * pos_stride + c0 + c] = x;
+            });
+  }
+}
+
+// m[pos * pos_stride + c] -> out[k][c] = relu((A^T m A)[k] + bias[c]) for the kOut^2 outputs
+// k (a per-thread spill row for outputs outside the image).
+template <class F>
+[[gnu::always_inline]] inline void output_tile(const float* m, std::size_t pos_stride, int C,
+                                               const float* bias, float* const* out) {
+  constexpr int T = F::kTile, O = F::kOut;
+  for (int c0 = 0; c0 < C; c0 += kLanes) {
+    float t[O][T][kLanes];
+    for (int j = 0; j < T; ++j)  // columns: t = A^T m
+      F::at([&](int k) { return m + static_cast<std::size_t>(k * T + j) * pos_stride + c0; },
+            [&](int k, int c, float v) { t[k][j][c] = v; });
+    for (int i = 0; i < O; ++i)  // rows: y = t A, + bias, ReLU
+      F::at(
+          [&](int k) -> const float* { return t[i][k]; },
+          [&](int k, int c, float v) { out[i * O + k][c0 + c] = std::max(v + bias[c0 + c], 0.f); });
+  }
+}
 
 constexpr int kMaxTile = F4::kTile, kMaxOut = F4::kOut;
 
@@ -200,30 +161,30 @@ using OutputFn = void (*)(const float*, std::size_t, int, const float*, float* c
 
 template <class F>
 void input_generic(const float* const* p, int C, float* v, std::size_t s) {
-  F::input(p, C, v, s);
+  input_tile<F>(p, C, v, s);
 }
 template <class F>
 void output_generic(const float* m, std::size_t s, int C, const float* b, float* const* o) {
-  F::output(m, s, C, b, o);
+  output_tile<F>(m, s, C, b, o);
 }
 template <class F>
 [[gnu::target("avx2,fma")]] void input_avx2(const float* const* p, int C, float* v, std::size_t s) {
-  F::input(p, C, v, s);
+  input_tile<F>(p, C, v, s);
 }
 template <class F>
 [[gnu::target("avx2,fma")]] void output_avx2(const float* m, std::size_t s, int C, const float* b,
                                              float* const* o) {
-  F::output(m, s, C, b, o);
+  output_tile<F>(m, s, C, b, o);
 }
 template <class F>
 [[gnu::target("avx512f,fma")]] void input_avx512(const float* const* p, int C, float* v,
                                                  std::size_t s) {
-  F::input(p, C, v, s);
+  input_tile<F>(p, C, v, s);
 }
 template <class F>
 [[gnu::target("avx512f,fma")]] void output_avx512(const float* m, std::size_t s, int C,
                                                   const float* b, float* const* o) {
-  F::output(m, s, C, b, o);
+  output_tile<F>(m, s, C, b, o);
 }
 
 // One tile size's geometry, transforms and kernel transform.
