@@ -184,7 +184,7 @@ TEST(Vgg16Stack, WholeStackInt8) {
   const auto r = run_int8("input", "block5_pool", {2, 32, 32, 3});
   const double err = ref::rel_error(r.got, r.want);
   EXPECT_LT(err, int8_bound().stack) << machine().isa << ": " << int8_bound().why;
-  RecordProperty("int8_rel_error", std::to_string(err));
+  RecordProperty("int8_rel_error", fmt::format("{:.2e}", err));
   std::printf("int8 on %s (%s): whole stack %.3g\n", machine().isa.c_str(), int8_bound().kernels,
               err);
   const auto b4 = run_int8("block4_pool", "block5_pool", {2, 6, 6, 512});
@@ -315,7 +315,7 @@ TEST(Vgg16Stack, WinogradF32WithinItsBound) {
   const auto r = run("input", "block5_pool", {1, 40, 40, 3}, Precision::f32, ConvAlgo::winograd);
   const double err = ref::rel_error(r.got, r.want);
   EXPECT_LT(err, kF32Bound);  // Winograd is the tools' f32 default: it must hold f32's bound
-  RecordProperty("winograd_rel_error", std::to_string(err));
+  RecordProperty("winograd_rel_error", fmt::format("{:.2e}", err));
 }
 
 // The size the network is made for: both f32 algorithms against float64 over the whole stack
@@ -326,7 +326,7 @@ void check_at_224(ConvAlgo algo) {
   const double err = ref::rel_error(r.got, r.want);
   EXPECT_LT(err, kF32Bound) << to_string(algo);
   ::testing::Test::RecordProperty(std::string(to_string(algo)) + "_rel_error_224",
-                                  std::to_string(err));
+                                  fmt::format("{:.2e}", err));
   std::printf("%s at 224x224 on %s: max |error| / max |reference| = %.3g\n",
               std::string(to_string(algo)).c_str(), machine().isa.c_str(), err);
 }
