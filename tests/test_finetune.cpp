@@ -2,6 +2,7 @@
 // finite differences of float64 references, one block5 + head step against a float64
 // backpropagation, fine-tuning lowering the loss, tl-train --finetune and tl-predict end to
 // end (images == tl-extract at block4_pool + features), and the errors.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <sstream>
@@ -227,6 +228,11 @@ TEST(Block5, InferenceForwardOnEachAlgoEqualsTheFloat64Reference) {
                      fmt::format("{:.2e}", err));
       EXPECT_LT(err, 1e-5) << to_string(algo) << " " << in.h << "x" << in.w << "\n"
                            << b5.describe();
+      if (algo == ConvAlgo::winograd_tlkit) {     // a batch of 1 next (another plan, the same
+        std::vector<float> y1(b5.output_size());  // Winograd layers): the first row, bit for bit
+        b5.forward(x.data(), 1, y1.data());
+        EXPECT_TRUE(std::equal(y1.begin(), y1.end(), y.begin())) << in.h << "x" << in.w;
+      }
     }
   }
 }

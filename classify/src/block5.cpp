@@ -1,6 +1,7 @@
 // Block5: VGG16's top block with trainable weights, on ConvLayer and MaxPoolLayer.
 #include "tl/block5.hpp"
 
+#include <limits>
 #include <optional>
 
 #include <fmt/format.h>
@@ -27,21 +28,16 @@ namespace {
 constexpr int kChannels = 512;
 
 // The layers and activations of one batch size. Never moved once built (the layers point at
-// its scratchpad). `wino_weights`: block5's weights when the f32 forward runs on tlkit's
-// Winograd (empty: it runs on the oneDNN layers).
+// its scratchpad). `wino`: the f32 forward runs on Block5's Winograd layers, not on these.
 struct Block5Plan {
-  Block5Plan(int n, const Shape& in, Pass pass, Precision precision,
-             const std::vector<ConvWeights>& wino_weights)
-      : n(n) {
+  Block5Plan(int n, const Shape& in, Pass pass, Precision precision, bool wino) : n(n), wino(wino) {
     const int h = in.h, w = in.w, c = kChannels;
     // {N, 512, h, w} -> {N, 512, h, w}; conv1's input is constant. Training's backward passes
     // always run on these; the forward does where Winograd does not.
-    if (wino_weights.empty() || pass == Pass::training)
+    if (!wino || pass == Pass::training)
       for (int k = 0; k < 3; ++k)
         convs.emplace_back(n, h, w, c, c, /*relu=*/true, pass, scratch, /*diff_src=*/k > 0,
                            precision);
-    for (const ConvWeights& cw : wino_weights)  // NHWC [n, h, w, 512] -> [n, h, w, 512]
-      wino.emplace_back(cw, Shape{.n = n, .h = h, .w = w, .c = c});
     pool.emplace(n, h, w, c, pass, scratch);  // {N, 512, h, w} -> {N, 512, h/2, w/2}
     const size_t bytes = sizeof(float) * n * h * w * c;
     for (auto& a : act) a.reserve(bytes);
@@ -49,9 +45,9 @@ struct Block5Plan {
       for (auto& d : diff) d.reserve(bytes);
   }
   int n;
+  bool wino;
   Scratchpad scratch;
   std::vector<ConvLayer> convs;
-  std::vector<WinogradConv> wino;
   std::optional<MaxPoolLayer> pool;
   // act[k]: conv k+1's output; diff[0], diff[1]: gradients ping-pong.
   AlignedBuffer act[3], diff[2];
@@ -89,6 +85,9 @@ struct Block5::Impl {
   Shape in, out;
   Precision precision = Precision::f32;
   ConvAlgo algo = ConvAlgo::direct;  // the f32 forward's
+  // winograd_tlkit: the three convs, any batch; one set for every plan (the transformed
+  // kernels take 36 MiB a layer), their weights set at each forward.
+  std::vector<WinogradConv> wino;
   std::vector<Param> params;
   PlanCache<std::pair<int, Pass>, Block5Plan> plans{kMaxPlans};
 
@@ -104,10 +103,9 @@ struct Block5::Impl {
     if (n < 1) throw Error(fmt::format("block5: batch of {} rows", n));
     return plans.get({n, pass}, [&] {
       // Winograd computes the f32 forwards only (bf16 training convs read bf16).
-      const bool wino = algo == ConvAlgo::winograd_tlkit &&
-                        (pass == Pass::inference || precision == Precision::f32);
-      return std::make_unique<Block5Plan>(n, in, pass, precision,
-                                          wino ? conv_weights() : std::vector<ConvWeights>{});
+      const bool on_wino =
+          !wino.empty() && (pass == Pass::inference || precision == Precision::f32);
+      return std::make_unique<Block5Plan>(n, in, pass, precision, on_wino);
     });
   }
 
@@ -116,11 +114,11 @@ struct Block5::Impl {
     for (int k = 0; k < 3; ++k) {
       const float *kernel = params[2 * k].value.data(), *bias = params[2 * k + 1].value.data();
       if (!p.convs.empty()) p.convs[k].set_weights(kernel, bias);  // forward or backward
-      if (p.wino.empty()) {
-        p.convs[k].forward(x, p.act[k].floats());
+      if (p.wino) {
+        wino[k].set_weights(kernel, bias);
+        wino[k].forward(x, p.n, p.act[k].floats());
       } else {
-        p.wino[k].set_weights(kernel, bias);
-        p.wino[k].forward(x, p.n, p.act[k].floats());
+        p.convs[k].forward(x, p.act[k].floats());
       }
       x = p.act[k].floats();
     }
@@ -156,6 +154,10 @@ Block5::Block5(const Vgg16Weights& weights, Shape in, Precision precision, ConvA
     m.params.push_back(
         {name + "/bias", {kChannels}, c.bias, std::vector<float>(c.bias.size(), 0.f), false});
   }
+  if (m.algo == ConvAlgo::winograd_tlkit)
+    for (const ConvWeights& c : m.conv_weights())  // NHWC [n, h, w, 512] -> same, any n
+      m.wino.emplace_back(
+          c, Shape{.n = std::numeric_limits<int>::max(), .h = in.h, .w = in.w, .c = kChannels});
 }
 
 Block5::~Block5() = default;
@@ -226,7 +228,7 @@ std::string Block5::describe() const {
                      key.second == Pass::training ? "training" : "inference");
     for (size_t k = 0; k < 3; ++k) {
       std::string what = p->convs.empty() ? "" : p->convs[k].describe();
-      if (!p->wino.empty()) what += (what.empty() ? "" : "; forward ") + p->wino[k].describe();
+      if (p->wino) what += (what.empty() ? "" : "; forward ") + impl_->wino[k].describe();
       s += fmt::format("  {}: {}\n", block5_layers()[k], what);
     }
     s += "  block5_pool: " + p->pool->describe() + "\n";
