@@ -40,6 +40,7 @@ for level in "${levels[@]}"; do
     ONEDNN_MAX_CPU_ISA=$level build/tests/test_finetune \
       --gtest_filter='Block5.*:FinetuneStep.OneSgdStep*'
     ONEDNN_MAX_CPU_ISA=$level build/tests/test_tools --gtest_filter='Tools.WinogradBelowAvx2*'
+    ONEDNN_MAX_CPU_ISA=$level build/tests/test_winograd --gtest_filter='WinogradConv.RefusedBelowAvx2'
     echo "test-isa-levels: $level done in $(( $(date +%s) - start )) s"
     continue
   fi

@@ -97,6 +97,29 @@ INSTANTIATE_TEST_SUITE_P(Tiles, WinogradStack,
                          ::testing::Values(WinogradTile::f4x4, WinogradTile::f2x2),
                          [](const auto& i) { return name(i.param); });
 
+// Below AVX2 (ONEDNN_MAX_CPU_ISA=SSE41 in scripts/test-isa-levels.sh) the layer is refused,
+// naming it and the ISA; elsewhere it builds.
+TEST(WinogradConv, RefusedBelowAvx2) {
+  const Vgg16Weights w = ref::test_weights(19);
+  const Shape s{.n = 1, .h = 8, .w = 8, .c = 64};
+  if (!winograd_code_for(machine().isa).empty()) {
+    EXPECT_NO_THROW(WinogradConv(w.conv("block2_conv1"), s));
+    GTEST_SKIP() << "oneDNN ISA " << machine().isa
+                 << " runs tlkit's Winograd: the refusal is tested under "
+                    "ONEDNN_MAX_CPU_ISA=SSE41";
+  }
+  try {
+    WinogradConv(w.conv("block2_conv1"), s);
+    ADD_FAILURE() << "no error below AVX2";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer block2_conv1: tlkit's Winograd needs AVX2 "
+                                         "(oneDNN ISA " +
+                                         machine().isa + ")"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(WinogradConv, RefusesWrongChannelsAndBatches) {
   const Vgg16Weights w = ref::test_weights(19);
   const Shape wrong{.n = 1, .h = 8, .w = 8, .c = 128};

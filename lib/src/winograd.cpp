@@ -41,7 +41,7 @@ constexpr std::size_t kMinBlock = 48;
 constexpr int kBlockStep = 48;
 
 // The transforms, vectorised over channels (NHWC: a pixel's channels are contiguous). Written
-// once per tile size and compiled three times (generic, AVX2 + FMA, AVX-512) by inlining into
+// once per tile size and compiled twice (AVX2 + FMA, AVX-512) by inlining into
 // wrappers. They work on kLanes channels at a time, each step an innermost loop over those
 // lanes (which the compiler turns into vector instructions); channel counts are multiples of
 // kLanes (VGG16's convs past the first have 64 to 512).
@@ -160,14 +160,6 @@ using InputFn = void (*)(const float* const*, int, float*, std::size_t);
 using OutputFn = void (*)(const float*, std::size_t, int, const float*, float* const*);
 
 template <class F>
-void input_generic(const float* const* p, int C, float* v, std::size_t s) {
-  input_tile<F>(p, C, v, s);
-}
-template <class F>
-void output_generic(const float* m, std::size_t s, int C, const float* b, float* const* o) {
-  output_tile<F>(m, s, C, b, o);
-}
-template <class F>
 [[gnu::target("avx2,fma")]] void input_avx2(const float* const* p, int C, float* v, std::size_t s) {
   input_tile<F>(p, C, v, s);
 }
@@ -192,7 +184,7 @@ struct Kernels {
   int tile = 0, out = 0;  // input tile side, output tile side
   InputFn input;
   OutputFn output;
-  const char* code;      // "avx512", "avx2", "generic"
+  const char* code;      // "avx512", "avx2"
   const double (*g)[3];  // G: tile rows of 3
 };
 
@@ -203,8 +195,7 @@ Kernels kernels_for(std::string_view isa) {
   const std::string_view code = winograd_code_for(isa);
   if (code == "avx512")
     return {F::kTile, F::kOut, input_avx512<F>, output_avx512<F>, "avx512", F::G};
-  if (code == "avx2") return {F::kTile, F::kOut, input_avx2<F>, output_avx2<F>, "avx2", F::G};
-  return {F::kTile, F::kOut, input_generic<F>, output_generic<F>, "generic", F::G};
+  return {F::kTile, F::kOut, input_avx2<F>, output_avx2<F>, "avx2", F::G};  // AVX2 (checked)
 }
 
 Kernels kernels_for(WinogradTile tile, std::string_view isa) {
@@ -274,6 +265,9 @@ WinogradConv::WinogradConv(const ConvWeights& w, Shape in, WinogradTile tile)
   s.h = in.h;
   s.w = in.w;
   s.max_n = in.n;
+  if (winograd_code_for(machine().isa).empty())
+    throw Error(fmt::format("layer {}: tlkit's Winograd needs AVX2 (oneDNN ISA {})", w.name,
+                            machine().isa));
   s.k = kernels_for(tile, machine().isa);
   const int out = s.k.out, pos = s.k.tile * s.k.tile;
   s.tiles_y = (in.h + out - 1) / out;

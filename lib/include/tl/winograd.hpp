@@ -34,7 +34,7 @@ enum class WinogradTile { f2x2, f4x4 };
 class WinogradConv {
  public:
   // `in`: the largest input [n, h, w, cin]; forward takes 1..n images of that size.
-  // Error naming the layer when the weights' channels do not match `in`.
+  // Error naming the layer when the weights' channels do not match `in`, or below AVX2.
   WinogradConv(const ConvWeights& w, Shape in, WinogradTile tile = WinogradTile::f4x4);
   ~WinogradConv();
   WinogradConv(WinogradConv&&) noexcept;
@@ -48,7 +48,7 @@ class WinogradConv {
   void set_weights(const float* kernel, const float* bias);
   // src [n, h, w, cin] NHWC -> dst [n, h, w, cout] NHWC: conv 3x3 pad 1 + bias, then ReLU.
   void forward(const float* src, int n, float* dst);
-  // Tiles per block and the transform code that runs ("avx2", "avx512", "generic").
+  // Tiles per block and the transform code that runs ("avx2", "avx512").
   std::string describe() const;
 
  private:
