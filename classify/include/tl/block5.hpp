@@ -1,6 +1,6 @@
 // VGG16's top block trained on cached block4_pool features: block5_conv1..3 (+ ReLU) and
-// block5_pool on ConvLayer and MaxPoolLayer, with their weights as trainable Params (Keras's
-// HWIO kernels).
+// block5_pool on ConvLayer and MaxPoolLayer (the f32 forward on tlkit's WinogradConv where
+// that is faster), with their weights as trainable Params (Keras's HWIO kernels).
 //
 // Activations are plain NHWC float32 (Keras's order, as the feature cache stores them); only
 // the weights live in the layout oneDNN chooses (format any), reordered from the Params at
