@@ -134,6 +134,23 @@ void WinogradArgs(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK(WinogradLayer)->Apply(WinogradArgs)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// tlkit's Winograd transforming a new kernel into a layer (fine-tuning's block5 does it at
+// every forward): args = {layer index}.
+void WinogradSetWeights(benchmark::State& state) {
+  const auto layers = tl::vgg16_layers();
+  const int i = static_cast<int>(state.range(0));
+  const tl::Shape s = tl::infer_shapes({8, 224, 224, 3}, "input", layers[i - 1].name).back();
+  try {
+    const tl::ConvWeights& w = weights().conv(layers[i].name);
+    tl::WinogradConv conv(w, s);
+    for (auto _ : state) conv.set_weights(w.kernel.data(), w.bias.data());
+    state.SetLabel(std::string(layers[i].name));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+BENCHMARK(WinogradSetWeights)->Arg(14)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // The f32 FMA peak with all OpenMP threads: AVX2+FMA (arg 0) and AVX-512 (arg 1), each where
 // the CPU has it (SkipWithError names the one it lacks).
 void FmaPeak(benchmark::State& state) {

@@ -154,10 +154,39 @@ template <class F>
   }
 }
 
+// Input channel ci of `kernel` (Keras's HWIO [3][3][cin][cout]) -> u[pos][ci][co] =
+// (G g G^T)[pos] of each of its kernels g, in double, kLanes output channels at a time.
+template <class F>
+[[gnu::always_inline]] inline void kernel_rows(const float* kernel, int cin, int cout, int ci,
+                                               float* u) {
+  constexpr int T = F::kTile;
+  const auto& G = F::G;
+  for (int c0 = 0; c0 < cout; c0 += kLanes) {
+    double t[T][3][kLanes];  // G g, per output channel
+    for (int i = 0; i < T; ++i)
+      for (int kx = 0; kx < 3; ++kx)
+        for (int c = 0; c < kLanes; ++c) {
+          double sum = 0;
+          for (int ky = 0; ky < 3; ++ky)
+            sum += G[i][ky] *
+                   kernel[((static_cast<std::size_t>(ky) * 3 + kx) * cin + ci) * cout + c0 + c];
+          t[i][kx][c] = sum;
+        }
+    for (int i = 0; i < T; ++i)
+      for (int j = 0; j < T; ++j) {
+        float* o = u + (static_cast<std::size_t>(i * T + j) * cin + ci) * cout + c0;
+        for (int c = 0; c < kLanes; ++c)
+          o[c] = static_cast<float>(t[i][0][c] * G[j][0] + t[i][1][c] * G[j][1] +
+                                    t[i][2][c] * G[j][2]);
+      }
+  }
+}
+
 constexpr int kMaxTile = F4::kTile, kMaxOut = F4::kOut;
 
 using InputFn = void (*)(const float* const*, int, float*, std::size_t);
 using OutputFn = void (*)(const float*, std::size_t, int, const float*, float* const*);
+using KernelFn = void (*)(const float*, int, int, int, float*);
 
 template <class F>
 [[gnu::target("avx2,fma")]] void input_avx2(const float* const* p, int C, float* v, std::size_t s) {
@@ -169,6 +198,10 @@ template <class F>
   output_tile<F>(m, s, C, b, o);
 }
 template <class F>
+[[gnu::target("avx2,fma")]] void kernel_avx2(const float* k, int cin, int cout, int ci, float* u) {
+  kernel_rows<F>(k, cin, cout, ci, u);
+}
+template <class F>
 [[gnu::target("avx512f,fma")]] void input_avx512(const float* const* p, int C, float* v,
                                                  std::size_t s) {
   input_tile<F>(p, C, v, s);
@@ -178,14 +211,19 @@ template <class F>
                                                   const float* b, float* const* o) {
   output_tile<F>(m, s, C, b, o);
 }
+template <class F>
+[[gnu::target("avx512f,fma")]] void kernel_avx512(const float* k, int cin, int cout, int ci,
+                                                  float* u) {
+  kernel_rows<F>(k, cin, cout, ci, u);
+}
 
 // One tile size's geometry, transforms and kernel transform.
 struct Kernels {
   int tile = 0, out = 0;  // input tile side, output tile side
   InputFn input;
   OutputFn output;
-  const char* code;      // "avx512", "avx2"
-  const double (*g)[3];  // G: tile rows of 3
+  KernelFn kernel;
+  const char* code;  // "avx512", "avx2"
 };
 
 // The transform code for oneDNN's ISA here (so ONEDNN_MAX_CPU_ISA=AVX2 runs the AVX2 code on a
@@ -194,40 +232,18 @@ template <class F>
 Kernels kernels_for(std::string_view isa) {
   const std::string_view code = winograd_code_for(isa);
   if (code == "avx512")
-    return {F::kTile, F::kOut, input_avx512<F>, output_avx512<F>, "avx512", F::G};
-  return {F::kTile, F::kOut, input_avx2<F>, output_avx2<F>, "avx2", F::G};  // AVX2 (checked)
+    return {F::kTile, F::kOut, input_avx512<F>, output_avx512<F>, kernel_avx512<F>, "avx512"};
+  return {F::kTile, F::kOut, input_avx2<F>, output_avx2<F>, kernel_avx2<F>, "avx2"};  // checked
 }
 
 Kernels kernels_for(WinogradTile tile, std::string_view isa) {
   return tile == WinogradTile::f2x2 ? kernels_for<F2>(isa) : kernels_for<F4>(isa);
 }
 
-// u[pos][ci][co] = (G g G^T)[pos] of each kernel g[ci][co] of `kernel` (Keras's HWIO
-// [3][3][cin][cout]), in double, kLanes output channels at a time; OpenMP threads over ci.
+// All of `kernel` (HWIO) -> u: OpenMP threads over the input channels.
 void transform_weights(const float* kernel, int cin, int cout, const Kernels& k, float* u) {
-  const int T = k.tile;
-  const auto& G = k.g;
 #pragma omp parallel for schedule(static) if (kThreads)
-  for (int ci = 0; ci < cin; ++ci)
-    for (int c0 = 0; c0 < cout; c0 += kLanes) {
-      double t[kMaxTile][3][kLanes];  // G g, per output channel
-      for (int i = 0; i < T; ++i)
-        for (int kx = 0; kx < 3; ++kx)
-          for (int c = 0; c < kLanes; ++c) {
-            double sum = 0;
-            for (int ky = 0; ky < 3; ++ky)
-              sum += G[i][ky] *
-                     kernel[((static_cast<std::size_t>(ky) * 3 + kx) * cin + ci) * cout + c0 + c];
-            t[i][kx][c] = sum;
-          }
-      for (int i = 0; i < T; ++i)
-        for (int j = 0; j < T; ++j) {
-          float* o = u + (static_cast<std::size_t>(i * T + j) * cin + ci) * cout + c0;
-          for (int c = 0; c < kLanes; ++c)
-            o[c] = static_cast<float>(t[i][0][c] * G[j][0] + t[i][1][c] * G[j][1] +
-                                      t[i][2][c] * G[j][2]);
-        }
-    }
+  for (int ci = 0; ci < cin; ++ci) k.kernel(kernel, cin, cout, ci, u);
 }
 
 }  // namespace
