@@ -1,6 +1,7 @@
 // VGG16 benchmarks on the real layer shapes: the whole stack at 224x224 (f32 direct,
 // f32 Winograd, tlkit's f32 Winograd, bf16, int8; batch 1 and 32), each conv layer alone
-// (oneDNN's direct, and tlkit's Winograd), and the machine's FMA peak.
+// (oneDNN's direct and Winograd, tlkit's Winograd F(4x4) and F(2x2)), tlkit's Winograd kernel
+// transform, and the machine's FMA peak.
 // Rates: images/s ("img/s") and GFLOP/s ("GFLOP/s"). Run:
 //   build/bench/bench_vgg16 --benchmark_min_time=2 --benchmark_filter=Stack
 #include <omp.h>
